@@ -1,0 +1,52 @@
+# Opora: `make run` starts everything, `make test` runs the whole suite. `make help` lists all.
+SHELL := /bin/bash
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test test-unit test-integration test-e2e lint fmt docs docs-check clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml shared/pyproject.toml
+	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed")'
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install everything (once; again when pyproject changes)
+
+run: $(STAMP) ## start NATS (var/nats) and the four services; Ctrl-C stops all
+	$(BIN)/opora run
+
+test: $(STAMP) ## the whole suite: unit, integration (real nats-server), end to end
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-unit: $(STAMP) ## pure functions and single handlers, no sockets
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: $(STAMP) ## against a real nats-server on a free port
+	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+test-e2e: $(STAMP) ## the four services as processes, real HTTP
+	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff (lint and format check) and mypy (strict on shared/)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy shared/src services/*/src
+
+fmt: $(STAMP) ## format and autofix
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+docs: $(STAMP) ## regenerate docs/asyncapi/*.json and docs/openapi/intake.json from the code
+	$(BIN)/opora docs
+
+clean: ## remove runtime data (var/) and caches, keep .venv
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

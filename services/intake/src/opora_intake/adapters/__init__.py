@@ -1,0 +1,1 @@
+"""Intake adapters: KV and other I/O."""

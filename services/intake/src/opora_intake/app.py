@@ -1,0 +1,95 @@
+"""The intake's composition root: settings in, an ASGI app out (HTTP API plus the broker)."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from faststream.specification import AsyncAPI
+from nats.errors import Error as NatsError
+from prometheus_client import CollectorRegistry
+
+from opora_intake import __version__, api
+from opora_intake.adapters.ticket_ids import TicketIds
+from opora_intake.metrics import IntakeMetrics
+from opora_intake.runtime import IntakeRuntime
+from opora_intake.settings import IntakeSettings
+from opora_shared import subjects
+from opora_shared.contract_store import ContractStore
+from opora_shared.events import TicketReceived
+from opora_shared.nats.broker import EVENTS, jetstream, make_broker, reconnect_forever
+from opora_shared.service import Clock, utc_now
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = "Turns emails, web-form and API requests and tool events into tickets."
+
+
+def create_app(
+    settings: IntakeSettings,
+    *,
+    clock: Clock = utc_now,
+    registry: CollectorRegistry | None = None,
+) -> FastAPI:
+    """Wire the intake: broker, contracts, ticket numbers, metrics and routes."""
+    registry = registry if registry is not None else CollectorRegistry()
+    broker = make_broker(settings, service="intake", registry=registry)
+    received = broker.publisher(
+        subjects.event_template(TicketReceived),
+        stream=EVENTS,
+        schema=TicketReceived,
+        title="ticket.received",
+        description="A new ticket entered Opora through one of its channels.",
+    )
+    runtime = IntakeRuntime(
+        settings=settings,
+        broker=broker,
+        received=received,
+        contracts=ContractStore(settings.contracts_dir),
+        metrics=IntakeMetrics(registry),
+        clock=clock,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        runtime.contracts.load()
+        await broker.start()
+        reconnect_forever(broker)
+        runtime._ids = TicketIds(jetstream(broker), block_size=settings.id_block_size)
+        try:
+            yield
+        finally:
+            try:
+                await broker.stop()
+            except NatsError as exc:  # NATS already gone: nothing left to drain
+                log.warning("broker stop: %s", type(exc).__name__)
+
+    app = FastAPI(
+        title="Opora intake",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    app.include_router(api.router)
+    spec = AsyncAPI(broker, title="opora-intake", version=__version__, description=DESCRIPTION)
+    app.state.asyncapi = spec
+
+    @app.get("/asyncapi.json", include_in_schema=False)
+    async def asyncapi() -> dict[str, Any]:
+        return spec.to_specification().to_jsonable()  # type: ignore[no-any-return]
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next: Any) -> Response:
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > settings.max_json_bytes:
+            runtime.metrics.rejected.labels("too_large").inc()
+            return JSONResponse(
+                {"detail": f"body over {settings.max_json_bytes} bytes"}, status_code=413
+            )
+        response: Response = await call_next(request)
+        return response
+
+    return app

@@ -1,0 +1,11 @@
+"""Intake errors, turned into HTTP answers by the API."""
+
+from opora_shared.errors import OporaError
+
+
+class IntakeError(OporaError):
+    """Base of the intake's own errors."""
+
+
+class BusUnavailableError(IntakeError):
+    """NATS did not store the ticket; the caller should retry later (503)."""

@@ -1,0 +1,17 @@
+"""Intake metrics, on the registry the composition root passes in."""
+
+from prometheus_client import CollectorRegistry, Counter
+
+
+class IntakeMetrics:
+    """Tickets received by channel and tenant (bounded labels only)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.received = Counter(
+            "opora_tickets_received_total", "Tickets received, by channel and tenant",
+            ["channel", "tenant"], registry=registry,
+        )
+        self.rejected = Counter(
+            "opora_intake_rejected_total", "Requests refused, by reason",
+            ["reason"], registry=registry,
+        )

@@ -1,0 +1,34 @@
+"""What the intake's routes need at run time, built by the composition root."""
+
+from dataclasses import dataclass, field
+
+from faststream.nats import NatsBroker
+from faststream.nats.publisher.usecase import LogicPublisher
+
+from opora_intake.adapters.ticket_ids import TicketIds
+from opora_intake.metrics import IntakeMetrics
+from opora_intake.settings import IntakeSettings
+from opora_shared.contract_store import ContractStore
+from opora_shared.errors import NotReadyError
+from opora_shared.service import Clock
+
+
+@dataclass
+class IntakeRuntime:
+    """Settings, broker, contracts, ticket numbers, metrics and the clock."""
+
+    settings: IntakeSettings
+    broker: NatsBroker
+    received: LogicPublisher
+    contracts: ContractStore
+    metrics: IntakeMetrics
+    clock: Clock
+    _ids: TicketIds | None = field(default=None)
+
+    @property
+    def ids(self) -> TicketIds:
+        """The ticket number allocator (there once the broker is connected)."""
+        if self._ids is None:
+            msg = "intake is not connected to NATS yet"
+            raise NotReadyError(msg)
+        return self._ids

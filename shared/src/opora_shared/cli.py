@@ -1,0 +1,164 @@
+"""``opora``: the operator CLI. ``opora run`` is what ``make run`` starts.
+
+Subcommands: run, provision, docs, contracts validate. Later issues add their own.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import nats
+
+from opora_shared.contracts import ContractBook
+from opora_shared.errors import OporaError
+from opora_shared.nats.server import NatsServer
+from opora_shared.nats.streams import provision
+from opora_shared.settings import OporaSettings
+from opora_shared.stack import Stack
+from opora_shared.tokens import ensure_admin_token
+
+
+
+async def _provision(settings: OporaSettings) -> tuple[str, bool]:
+    nc = await nats.connect(settings.nats_servers, connect_timeout=2, max_reconnect_attempts=10,
+                            reconnect_time_wait=0.5)
+    try:
+        js = nc.jetstream()
+        await provision(js)
+        return await ensure_admin_token(js, settings.admin_token_file)
+    finally:
+        await nc.close()
+
+
+def cmd_provision(_: argparse.Namespace) -> int:
+    """Create or update streams and buckets, and the admin token."""
+    settings = OporaSettings()
+    token, created = asyncio.run(_provision(settings))
+    print(f"streams and buckets ready on {settings.nats_url}")
+    if created:
+        print(f"admin token (also in {settings.admin_token_file}): {token}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Start NATS (unless OPORA_NATS_URL names one), provision, run the four services."""
+    settings = OporaSettings()
+    var = settings.var_dir.resolve()
+    for sub in ("nats", "outbox", "log"):
+        (var / sub).mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env["OPORA_VAR_DIR"] = str(var)
+    env.setdefault("OPORA_CONTRACTS_DIR", str(settings.contracts_dir.resolve()))
+    server: NatsServer | None = None
+    if "OPORA_NATS_URL" not in os.environ:
+        server = NatsServer(store_dir=var / "nats", config=Path(args.nats_config).resolve(),
+                            port=4222, monitor_port=8222, log_file=var / "log" / "nats.log")
+        server.start()
+        env["OPORA_NATS_URL"] = server.url
+    stack = Stack(env=env)
+    stopping = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        token, created = asyncio.run(_provision(OporaSettings(nats_url=env["OPORA_NATS_URL"])))
+        stack.start()
+        http = f"http://{env.get('OPORA_HTTP_HOST', '127.0.0.1')}:{env.get('OPORA_HTTP_PORT', '8080')}"
+        stack.wait_http_ready(f"{http}/readyz", timeout=60)
+        _banner(env["OPORA_NATS_URL"], http, var, token if created else None)
+        while not stopping:
+            if dead := stack.dead():
+                print(f"opora: service(s) exited: {', '.join(dead)}; stopping", file=sys.stderr)
+                return 1
+            time.sleep(0.3)
+        return 0
+    finally:
+        print("opora: stopping services...", file=sys.stderr)
+        stack.stop()
+        if server is not None:
+            server.stop()
+        print("opora: stopped", file=sys.stderr)
+
+
+def _banner(nats_url: str, http: str, var: Path, new_token: str | None) -> None:
+    lines = [
+        "",
+        "Opora is running (Ctrl-C stops everything):",
+        f"  NATS JetStream      {nats_url}   (data in {var / 'nats'})",
+        f"  intake HTTP API     {http}   (OpenAPI at {http}/docs)",
+        "  metrics             intake :9101, classifier :9102, sla-timer :9103, notifier :9104",
+        f"  outbox (client mail) {var / 'outbox'}",
+        f"  logs                {var / 'log'}",
+    ]
+    if new_token:
+        lines.append(f"  admin token (new; also in {var / 'admin.token'}, mode 0600):")
+        lines.append(f"    {new_token}")
+    else:
+        lines.append(f"  admin token         in {var / 'admin.token'}")
+    lines += ["", f"Try: curl -s -X POST {http}/v1/tickets -H 'content-type: application/json' \\",
+              "       -d '{\"from\":\"anna@romashka.ru\",\"subject\":\"Принтер не печатает\","
+              "\"body\":\"Замяло бумагу\"}'", ""]
+    print("\n".join(lines), flush=True)
+
+
+def cmd_contracts_validate(args: argparse.Namespace) -> int:
+    """Validate every contract file in a directory."""
+    book = ContractBook.from_dir(Path(args.dir))
+    for contract in book:
+        print(json.dumps({"tenant": contract.tenant, "revision": contract.revision, "ok": True}))
+    return 0
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    """Write (or, with --check, compare) the AsyncAPI and OpenAPI documents under docs/."""
+    from opora_shared.docs import generate  # noqa: PLC0415 - imports every service
+
+    stale = generate(Path(args.out), check=args.check)
+    for path in stale:
+        print(f"{'stale' if args.check else 'wrote'}: {path}")
+    return 1 if args.check and stale else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``opora``."""
+    parser = argparse.ArgumentParser(prog="opora", description="Opora's operator CLI")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="start NATS and the four services (make run)")
+    run.add_argument("--nats-config", default="deploy/nats/nats-server.conf")
+    run.set_defaults(func=cmd_run)
+    prov = sub.add_parser("provision", help="create or update streams, buckets, admin token")
+    prov.set_defaults(func=cmd_provision)
+    docs = sub.add_parser("docs", help="generate docs/asyncapi and docs/openapi")
+    docs.add_argument("--out", default="docs")
+    docs.add_argument("--check", action="store_true", help="exit 1 when a document is stale")
+    docs.set_defaults(func=cmd_docs)
+    contracts = sub.add_parser("contracts", help="tenant contracts")
+    csub = contracts.add_subparsers(dest="contracts_command", required=True)
+    validate = csub.add_parser("validate", help="validate every contract in a directory")
+    validate.add_argument("dir", nargs="?", default="deploy/contracts")
+    validate.set_defaults(func=cmd_contracts_validate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``opora`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except OporaError as exc:
+        print(f"opora: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

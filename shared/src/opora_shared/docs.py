@@ -1,0 +1,50 @@
+"""Generating the AsyncAPI (per service) and OpenAPI (intake) documents from the code."""
+
+import json
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+
+DOC_NATS_URL = "nats://127.0.0.1:4222"
+
+
+def documents() -> dict[str, str]:
+    """Relative path -> content of every generated document."""
+    from opora_classifier.app import create_app as classifier_app  # noqa: PLC0415
+    from opora_classifier.settings import ClassifierSettings  # noqa: PLC0415
+    from opora_intake.app import create_app as intake_app  # noqa: PLC0415
+    from opora_intake.settings import IntakeSettings  # noqa: PLC0415
+    from opora_notifier.app import create_app as notifier_app  # noqa: PLC0415
+    from opora_notifier.settings import NotifierSettings  # noqa: PLC0415
+    from opora_sla_timer.app import create_app as sla_app  # noqa: PLC0415
+    from opora_sla_timer.settings import SlaTimerSettings  # noqa: PLC0415
+
+    docs: dict[str, str] = {}
+    intake = intake_app(IntakeSettings(nats_url=DOC_NATS_URL), registry=CollectorRegistry())
+    docs["asyncapi/intake.json"] = _json(intake.state.asyncapi.to_specification().to_jsonable())
+    docs["openapi/intake.json"] = _json(intake.openapi())
+    for name, factory, settings in (
+        ("classifier", classifier_app, ClassifierSettings(nats_url=DOC_NATS_URL)),
+        ("sla-timer", sla_app, SlaTimerSettings(nats_url=DOC_NATS_URL)),
+        ("notifier", notifier_app, NotifierSettings(nats_url=DOC_NATS_URL)),
+    ):
+        app = factory(settings, registry=CollectorRegistry())
+        docs[f"asyncapi/{name}.json"] = _json(app.schema.to_specification().to_jsonable())
+    return docs
+
+
+def _json(data: object) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+
+
+def generate(out: Path, *, check: bool = False) -> list[Path]:
+    """Write the documents (or only compare, with ``check``); the paths that were stale."""
+    stale = []
+    for rel, content in documents().items():
+        path = out / rel
+        if not path.exists() or path.read_text(encoding="utf-8") != content:
+            stale.append(path)
+            if not check:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(content, encoding="utf-8")
+    return stale

@@ -1,0 +1,72 @@
+"""Event contract v1: every event Opora publishes, and how to read one back from the wire."""
+
+import json
+from typing import Annotated, Any
+
+from pydantic import Field, TypeAdapter
+
+from opora_shared.events.base import Actor, Event, derive_id, register_upcaster, upcast
+from opora_shared.events.deadletter import DeadLetter
+from opora_shared.events.notification import NotificationFailed, NotificationSent
+from opora_shared.events.sla import SlaArmed, SlaBreached, SlaWarning, TicketEscalated
+from opora_shared.events.ticket import Requester, TicketClassified, TicketReceived, TicketUpdated
+
+AnyEvent = Annotated[
+    TicketReceived
+    | TicketClassified
+    | TicketUpdated
+    | SlaArmed
+    | SlaWarning
+    | SlaBreached
+    | TicketEscalated
+    | NotificationSent
+    | NotificationFailed,
+    Field(discriminator="type"),
+]
+"""Any event of contract v1, chosen by its ``type``."""
+
+EVENT_TYPES: tuple[type[Event], ...] = (
+    TicketReceived,
+    TicketClassified,
+    TicketUpdated,
+    SlaArmed,
+    SlaWarning,
+    SlaBreached,
+    TicketEscalated,
+    NotificationSent,
+    NotificationFailed,
+)
+
+_ANY = TypeAdapter[Any](AnyEvent)
+
+
+def parse_event(raw: bytes | str) -> Event:
+    """Decode one event from its JSON, upcasting old versions first."""
+    payload = json.loads(raw)
+    if not isinstance(payload, dict):
+        msg = "an event must be a JSON object"
+        raise ValueError(msg)
+    event: Event = _ANY.validate_python(upcast(payload))
+    return event
+
+
+__all__ = [
+    "EVENT_TYPES",
+    "Actor",
+    "AnyEvent",
+    "DeadLetter",
+    "Event",
+    "NotificationFailed",
+    "NotificationSent",
+    "Requester",
+    "SlaArmed",
+    "SlaBreached",
+    "SlaWarning",
+    "TicketClassified",
+    "TicketEscalated",
+    "TicketReceived",
+    "TicketUpdated",
+    "derive_id",
+    "parse_event",
+    "register_upcaster",
+]

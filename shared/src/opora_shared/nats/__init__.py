@@ -1,0 +1,1 @@
+"""NATS and JetStream helpers: connecting, provisioning, publishing, dead letters, history."""

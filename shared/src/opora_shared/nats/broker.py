@@ -1,0 +1,103 @@
+"""Building a service's broker: bounded first connect, endless reconnects, metrics, DLQ.
+
+TECH-NOTES: nats-py's first connect to a down server blocks ~120 s by default, FastStream's
+per-message logs are costly, the default pull batch is 1 and the default ack policy never
+retries. Every service gets the same, safer settings from here.
+"""
+
+import logging
+import math
+from typing import Any
+
+from faststream import AckPolicy
+from faststream.nats import ConsumerConfig, JStream, NatsBroker, PullSub
+from faststream.nats.prometheus import NatsPrometheusMiddleware
+from nats.js import JetStreamContext
+from nats.js.api import DeliverPolicy
+from prometheus_client import CollectorRegistry
+
+from opora_shared import subjects
+from opora_shared.nats.deadletter import dead_letter_middleware
+from opora_shared.settings import OporaSettings
+
+log = logging.getLogger(__name__)
+
+RECONNECT_WAIT_S = 0.5
+
+EVENTS = JStream(subjects.EVENTS_STREAM, declare=False)
+"""The events stream, bound but never declared by services (``opora provision`` does that)."""
+
+
+class _IdleFetchTimeoutFilter(logging.Filter):
+    """Drop FastStream's supervisor report of an idle pull fetch timing out.
+
+    FastStream 0.7.8 suppresses ``nats.errors.TimeoutError`` around ``fetch``, but nats-py 2.16
+    can raise the builtin ``TimeoutError`` when a lingering pull request expires; the supervisor
+    then logs an ERROR with a traceback and restarts the fetch loop. Nothing is lost (no message
+    was taken), so the report is noise; any other failure is still logged.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (type(exc) is TimeoutError and "retrying" in record.getMessage())
+
+
+def make_broker(
+    settings: OporaSettings, *, service: str, registry: CollectorRegistry | None = None
+) -> NatsBroker:
+    """A NatsBroker for one service, with dead-lettering and (optionally) Prometheus metrics."""
+    broker: NatsBroker
+
+    async def on_error(exc: Exception) -> None:
+        log.warning("NATS connection problem: %s", type(exc).__name__)
+
+    middlewares: list[Any] = [
+        dead_letter_middleware(lambda: broker, consumer=service, max_deliver=settings.max_deliver)
+    ]
+    if registry is not None:
+        middlewares.insert(0, NatsPrometheusMiddleware(registry=registry, app_name=service))
+    broker_logger = logging.getLogger(f"opora.{service}.broker")
+    broker_logger.addFilter(_IdleFetchTimeoutFilter())
+    broker = NatsBroker(
+        settings.nats_servers,
+        name=f"opora-{service}",
+        connect_timeout=min(2.0, settings.connect_timeout_s),
+        reconnect_time_wait=RECONNECT_WAIT_S,
+        max_reconnect_attempts=max(1, math.ceil(settings.connect_timeout_s / RECONNECT_WAIT_S)),
+        error_cb=on_error,
+        middlewares=middlewares,
+        # Per-message "Received"/"Processed" lines go out at DEBUG: off unless asked for.
+        log_level=logging.DEBUG,
+        logger=broker_logger,
+    )
+    return broker
+
+
+def reconnect_forever(broker: NatsBroker) -> None:
+    """After the first connection: never give up reconnecting (a NATS restart must not kill us)."""
+    broker.connection.options["max_reconnect_attempts"] = -1
+
+
+def jetstream(broker: NatsBroker) -> JetStreamContext:
+    """The JetStream context of a started broker."""
+    return broker.config.connection_state.stream  # type: ignore[no-any-return]
+
+
+def durable_consumer(settings: OporaSettings, durable: str) -> dict[str, Any]:
+    """Subscriber arguments for a durable pull consumer shared by every replica of a service.
+
+    ``max_deliver`` stays unlimited on the server: the dead-letter middleware decides when to
+    give up, after it has stored the dead letter, so the server never drops a message silently.
+    """
+    return {
+        "stream": EVENTS,
+        "durable": durable,
+        "pull_sub": PullSub(batch_size=settings.batch_size, timeout=5.0),
+        "config": ConsumerConfig(
+            ack_wait=settings.ack_wait_s,
+            max_deliver=-1,
+            max_ack_pending=max(1000, settings.batch_size * 10),
+            deliver_policy=DeliverPolicy.ALL,
+        ),
+        "ack_policy": AckPolicy.NACK_ON_ERROR,
+    }

@@ -1,0 +1,101 @@
+"""Retry with back-off, then dead-letter: no message is lost silently, none loops for ever.
+
+A broker middleware. When a handler (or its decoding, or its publishing) fails:
+
+- a message that can never succeed (it does not decode, or it raised PoisonMessageError) goes
+  to ``opora.dlq.<consumer>`` at once, with the reason, and is terminated;
+- any other failure is retried with exponential back-off (``nak`` with a delay) until
+  ``max_deliver`` deliveries, then dead-lettered the same way.
+
+The dead letter is published (and acknowledged by JetStream) before the original is terminated;
+if that publish fails the original is redelivered later instead. Reasons never carry the
+payload's values: pydantic errors are rendered without their input.
+"""
+
+import base64
+import json
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+from faststream import BaseMiddleware
+from faststream.exceptions import HandlerException, NackMessage, RejectMessage
+from faststream.nats import NatsBroker
+from pydantic import ValidationError
+
+from opora_shared import subjects
+from opora_shared.errors import PoisonMessageError
+from opora_shared.events import DeadLetter
+
+log = logging.getLogger(__name__)
+
+POISON = (ValidationError, json.JSONDecodeError, UnicodeDecodeError, PoisonMessageError)
+
+
+def describe(exc: BaseException) -> str:
+    """A reason without personal data: pydantic errors lose their input values."""
+    if isinstance(exc, ValidationError):
+        parts = [
+            f"{'.'.join(str(p) for p in err['loc']) or '(body)'}: {err['msg']}"
+            for err in exc.errors(include_input=False, include_url=False)
+        ]
+        return f"{exc.title} invalid: " + "; ".join(parts)
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not JSON: {exc.msg} at position {exc.pos}"
+    return f"{type(exc).__name__}: {exc}"[:1000]
+
+
+def backoff_s(num_delivered: int, *, base: float = 0.5, cap: float = 30.0) -> float:
+    """Delay before the next delivery: 0.5 s, 1 s, 2 s... up to ``cap``."""
+    return float(min(cap, base * 2 ** max(0, num_delivered - 1)))
+
+
+def dead_letter_middleware(
+    broker_ref: Callable[[], NatsBroker], *, consumer: str, max_deliver: int
+) -> Callable[..., BaseMiddleware]:
+    """A middleware factory for one service's broker (``consumer`` names its DLQ subject)."""
+
+    class _DeadLetterMiddleware(BaseMiddleware):
+        async def after_processed(
+            self,
+            exc_type: type[BaseException] | None = None,
+            exc_val: BaseException | None = None,
+            exc_tb: TracebackType | None = None,
+        ) -> bool | None:
+            if exc_val is None or isinstance(exc_val, HandlerException):
+                return False
+            if not isinstance(exc_val, Exception):  # cancellation, exit: not ours to judge
+                return False
+            raw: Any = self.msg
+            metadata = getattr(raw, "metadata", None)
+            delivered = int(getattr(metadata, "num_delivered", 1) or 1)
+            if not isinstance(exc_val, POISON) and delivered < max_deliver:
+                delay = backoff_s(delivered)
+                log.warning("%s failed (delivery %d/%d), retry in %.1fs: %s",
+                            consumer, delivered, max_deliver, delay, type(exc_val).__name__)
+                raise NackMessage(delay=delay) from exc_val
+            letter = DeadLetter(
+                consumer=consumer,
+                subject=str(getattr(raw, "subject", "")),
+                stream=getattr(metadata, "stream", None),
+                stream_seq=getattr(getattr(metadata, "sequence", None), "stream", None),
+                num_delivered=delivered,
+                error_type=type(exc_val).__name__,
+                reason=describe(exc_val),
+                failed_at=datetime.now(UTC),
+                headers={str(k): str(v) for k, v in (getattr(raw, "headers", None) or {}).items()},
+                payload_b64=base64.b64encode(bytes(getattr(raw, "data", b"") or b"")).decode(),
+            )
+            await broker_ref().publish(
+                letter,
+                subjects.dead_letter(consumer),
+                headers={"Nats-Msg-Id": f"dlq-{consumer}-{letter.stream}-{letter.stream_seq}"},
+                stream=subjects.DLQ_STREAM,
+            )
+            log.error("%s dead-lettered %s seq %s after %d deliveries: %s",
+                      consumer, letter.stream, letter.stream_seq, delivered, letter.error_type)
+            raise RejectMessage from exc_val
+
+    return _DeadLetterMiddleware

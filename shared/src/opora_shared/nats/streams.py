@@ -1,0 +1,131 @@
+"""Streams and KV buckets, created or brought up to date idempotently (``opora provision``).
+
+This module is the one place that declares them; services only bind to what exists
+(FastStream subscribers use ``JStream(..., declare=False)``).
+"""
+
+import logging
+from dataclasses import dataclass
+
+from nats.js import JetStreamContext
+from nats.js.api import (
+    DiscardPolicy,
+    KeyValueConfig,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError, NotFoundError
+
+from opora_shared import subjects
+
+log = logging.getLogger(__name__)
+
+DAY_S = 24 * 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class StorePolicy:
+    """Retention knobs for the streams, with production-minded defaults."""
+
+    events_max_age_s: float = 0.0
+    """0 keeps every event forever: the stream is the audit trail."""
+    dlq_max_age_s: float = 90 * DAY_S
+    duplicate_window_s: float = 300.0
+    """Nats-Msg-Id dedup window: long enough to cover a retried publish after a reconnect."""
+    max_msg_bytes: int = 4 * 1024 * 1024
+    replicas: int = 1
+    """3 on a NATS cluster."""
+
+
+def stream_configs(policy: StorePolicy) -> list[StreamConfig]:
+    """The streams Opora needs."""
+    return [
+        StreamConfig(
+            name=subjects.EVENTS_STREAM,
+            description="Every ticket event: the system of record and the audit trail",
+            subjects=[f"{subjects.EVENTS_PREFIX}.>"],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            discard=DiscardPolicy.OLD,
+            max_age=policy.events_max_age_s,
+            max_msg_size=policy.max_msg_bytes,
+            duplicate_window=policy.duplicate_window_s,
+            num_replicas=policy.replicas,
+            allow_direct=True,
+            deny_delete=True,
+            deny_purge=False,
+        ),
+        StreamConfig(
+            name=subjects.DLQ_STREAM,
+            description="Messages a consumer gave up on, each with the reason",
+            subjects=[f"{subjects.DLQ_PREFIX}.>"],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            max_age=policy.dlq_max_age_s,
+            max_msg_size=policy.max_msg_bytes * 2,
+            duplicate_window=policy.duplicate_window_s,
+            num_replicas=policy.replicas,
+            allow_direct=True,
+        ),
+    ]
+
+
+def bucket_configs(policy: StorePolicy) -> list[KeyValueConfig]:
+    """The KV buckets Opora needs."""
+    return [
+        KeyValueConfig(
+            bucket=subjects.TICKET_IDS_BUCKET,
+            description="ticket number counter and channel-id index",
+            history=1,
+            storage=StorageType.FILE,
+            replicas=policy.replicas,
+        ),
+        KeyValueConfig(
+            bucket=subjects.TOKENS_BUCKET,
+            description="API tokens by SHA-256; never the token itself",
+            history=5,
+            storage=StorageType.FILE,
+            replicas=policy.replicas,
+        ),
+    ]
+
+
+async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    """Create a stream, or update it to this config when it exists with another."""
+    assert config.name is not None  # noqa: S101 - every config above is named
+    try:
+        await js.stream_info(config.name)
+    except NotFoundError:
+        await js.add_stream(config)
+        log.info("created stream %s", config.name)
+        return
+    try:
+        await js.update_stream(config)
+    except BadRequestError as exc:
+        log.warning("stream %s kept its config: %s", config.name, exc.description)
+
+
+async def provision(js: JetStreamContext, policy: StorePolicy | None = None) -> None:
+    """Create or update every stream and bucket; safe to run any number of times."""
+    policy = policy or StorePolicy()
+    for stream in stream_configs(policy):
+        await ensure_stream(js, stream)
+    for bucket in bucket_configs(policy):
+        await js.create_key_value(bucket)
+
+
+async def check_ready(js: JetStreamContext) -> list[str]:
+    """The streams and buckets that are missing; empty when the service can work."""
+    missing = []
+    for name in (subjects.EVENTS_STREAM, subjects.DLQ_STREAM):
+        try:
+            await js.stream_info(name)
+        except NotFoundError:
+            missing.append(name)
+    for bucket in (subjects.TICKET_IDS_BUCKET, subjects.TOKENS_BUCKET):
+        try:
+            await js.stream_info(f"KV_{bucket}")
+        except NotFoundError:
+            missing.append(f"KV_{bucket}")
+    return missing

@@ -1,0 +1,81 @@
+"""What the three FastStream services share: the app around a broker, and running it."""
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from faststream import FastStream
+from faststream.nats import NatsBroker
+from faststream.specification import AsyncAPI
+from prometheus_client import CollectorRegistry
+
+from opora_shared import __version__
+from opora_shared.errors import NotReadyError
+from opora_shared.logging import setup_logging
+from opora_shared.metrics import serve_metrics
+from opora_shared.nats.broker import jetstream, reconnect_forever
+from opora_shared.nats.streams import check_ready
+from opora_shared.settings import OporaSettings
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+S = TypeVar("S", bound=OporaSettings)
+
+
+def utc_now() -> datetime:
+    """The real clock; tests pass their own."""
+    return datetime.now(UTC)
+
+
+def build_app(
+    broker: NatsBroker,
+    *,
+    title: str,
+    description: str,
+    on_start: Callable[[], Awaitable[object] | object] | None = None,
+) -> FastStream:
+    """A FastStream app that checks the streams exist, then keeps reconnecting for ever."""
+    app = FastStream(
+        broker,
+        specification=AsyncAPI(title=title, version=__version__, description=description),
+        logger=logging.getLogger(title),
+    )
+
+    @app.on_startup
+    async def _prepare() -> None:
+        if on_start is not None:
+            result = on_start()
+            if inspect.isawaitable(result):
+                await result
+
+    @app.after_startup
+    async def _check() -> None:
+        reconnect_forever(broker)
+        missing = await check_ready(jetstream(broker))
+        if missing:
+            msg = f"missing {', '.join(missing)}: run 'opora provision' (make run does)"
+            raise NotReadyError(msg)
+        log.info("%s ready", title)
+
+    return app
+
+
+def main(
+    service: str,
+    settings_cls: type[S],
+    create_app: Callable[..., FastStream],
+) -> None:
+    """A service's ``__main__``: settings from the environment, logs, metrics, run until stopped.
+
+    FastStream handles SIGINT/SIGTERM: it stops fetching, lets handlers finish, then exits.
+    """
+    settings = settings_cls()
+    setup_logging(settings.log_level, service=service)
+    registry = CollectorRegistry()
+    app = create_app(settings, registry=registry)
+    serve_metrics(registry, settings.metrics_host, settings.metrics_port)
+    asyncio.run(app.run())

@@ -1,0 +1,57 @@
+"""Every stream, subject and bucket name Opora uses, built in one place.
+
+Event subjects are ``opora.ev.<tenant>.<family>.<ticket_id>.<name>``, so that
+
+- one tenant's events are ``opora.ev.<tenant>.>`` (a tenant credential can be limited to it),
+- one ticket's whole history is ``opora.ev.*.*.<ticket_id>.*``,
+- one kind of event for every tenant is e.g. ``opora.ev.*.ticket.*.received``.
+
+Dead letters live apart, on ``opora.dlq.<consumer>``, in their own stream.
+"""
+
+from opora_shared.events.base import Event
+
+EVENTS_STREAM = "OPORA_EVENTS"
+"""The system of record: every ticket event, the audit trail."""
+EVENTS_PREFIX = "opora.ev"
+
+DLQ_STREAM = "OPORA_DLQ"
+"""Messages a consumer gave up on, each with the reason."""
+DLQ_PREFIX = "opora.dlq"
+
+TICKET_IDS_BUCKET = "opora_ticket_ids"
+"""KV: the ticket number counter and the index of channel ids (Message-ID...) to tickets."""
+TOKENS_BUCKET = "opora_tokens"
+"""KV: API tokens, by the SHA-256 of the token (never the token itself)."""
+
+
+def event_subject(event: Event) -> str:
+    """The subject one event is published on."""
+    return f"{EVENTS_PREFIX}.{event.tenant}.{event.family}.{event.ticket_id}.{event.name}"
+
+
+def event_pattern(event_cls: type[Event], *, tenant: str = "*", ticket_id: str = "*") -> str:
+    """A filter for one event class, for every tenant and ticket unless narrowed."""
+    family, name = event_cls.event_type().split(".")
+    return f"{EVENTS_PREFIX}.{tenant}.{family}.{ticket_id}.{name}"
+
+
+def event_template(event_cls: type[Event]) -> str:
+    """The documented shape of an event class's subject, as AsyncAPI shows it."""
+    family, name = event_cls.event_type().split(".")
+    return f"{EVENTS_PREFIX}.{{tenant}}.{family}.{{ticket_id}}.{name}"
+
+
+def ticket_history(ticket_id: str, *, tenant: str = "*") -> str:
+    """A filter for every event of one ticket."""
+    return f"{EVENTS_PREFIX}.{tenant}.*.{ticket_id}.*"
+
+
+def tenant_events(tenant: str) -> str:
+    """A filter for every event of one tenant."""
+    return f"{EVENTS_PREFIX}.{tenant}.>"
+
+
+def dead_letter(consumer: str) -> str:
+    """The dead-letter subject of one consumer."""
+    return f"{DLQ_PREFIX}.{consumer}"
