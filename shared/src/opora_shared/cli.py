@@ -23,10 +23,10 @@ from opora_shared.stack import Stack
 from opora_shared.tokens import ensure_admin_token
 
 
-
 async def _provision(settings: OporaSettings) -> tuple[str, bool]:
-    nc = await nats.connect(settings.nats_servers, connect_timeout=2, max_reconnect_attempts=10,
-                            reconnect_time_wait=0.5)
+    nc = await nats.connect(
+        settings.nats_servers, connect_timeout=2, max_reconnect_attempts=10, reconnect_time_wait=0.5
+    )
     try:
         js = nc.jetstream()
         await provision(js)
@@ -56,14 +56,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     env.setdefault("OPORA_CONTRACTS_DIR", str(settings.contracts_dir.resolve()))
     server: NatsServer | None = None
     if "OPORA_NATS_URL" not in os.environ:
-        server = NatsServer(store_dir=var / "nats", config=Path(args.nats_config).resolve(),
-                            port=4222, monitor_port=8222, log_file=var / "log" / "nats.log")
+        server = NatsServer(
+            store_dir=var / "nats",
+            config=Path(args.nats_config).resolve(),
+            port=4222,
+            monitor_port=8222,
+            log_file=var / "log" / "nats.log",
+        )
         server.start()
         env["OPORA_NATS_URL"] = server.url
     stack = Stack(env=env)
     stopping = False
 
-    def on_signal(signum: int, _frame: object) -> None:
+    def on_signal(_signum: int, _frame: object) -> None:
         nonlocal stopping
         stopping = True
 
@@ -72,7 +77,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         token, created = asyncio.run(_provision(OporaSettings(nats_url=env["OPORA_NATS_URL"])))
         stack.start()
-        http = f"http://{env.get('OPORA_HTTP_HOST', '127.0.0.1')}:{env.get('OPORA_HTTP_PORT', '8080')}"
+        http = (
+            f"http://{env.get('OPORA_HTTP_HOST', '127.0.0.1')}:{env.get('OPORA_HTTP_PORT', '8080')}"
+        )
         stack.wait_http_ready(f"{http}/readyz", timeout=60)
         _banner(env["OPORA_NATS_URL"], http, var, token if created else None)
         while not stopping:
@@ -104,9 +111,13 @@ def _banner(nats_url: str, http: str, var: Path, new_token: str | None) -> None:
         lines.append(f"    {new_token}")
     else:
         lines.append(f"  admin token         in {var / 'admin.token'}")
-    lines += ["", f"Try: curl -s -X POST {http}/v1/tickets -H 'content-type: application/json' \\",
-              "       -d '{\"from\":\"anna@romashka.ru\",\"subject\":\"Принтер не печатает\","
-              "\"body\":\"Замяло бумагу\"}'", ""]
+    lines += [
+        "",
+        f"Try: curl -s -X POST {http}/v1/tickets -H 'content-type: application/json' \\",
+        '       -d \'{"from":"anna@romashka.ru","subject":"Принтер не печатает",'
+        '"body":"Замяло бумагу"}\'',
+        "",
+    ]
     print("\n".join(lines), flush=True)
 
 
@@ -120,7 +131,7 @@ def cmd_contracts_validate(args: argparse.Namespace) -> int:
 
 def cmd_docs(args: argparse.Namespace) -> int:
     """Write (or, with --check, compare) the AsyncAPI and OpenAPI documents under docs/."""
-    from opora_shared.docs import generate  # noqa: PLC0415 - imports every service
+    from opora_shared.docs import generate
 
     stale = generate(Path(args.out), check=args.check)
     for path in stale:

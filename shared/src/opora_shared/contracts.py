@@ -5,8 +5,8 @@ errors into a ContractError naming the file, the field and the fix. Pure: no net
 """
 
 import hashlib
-from collections.abc import Iterator
 import re
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -20,7 +20,8 @@ from opora_shared.vocabulary import Category, Language, Priority, Scope
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|min|h|d)\s*$")
 _HOURS = re.compile(r"^([01]\d|2[0-4]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 def _duration(value: Any) -> Any:
@@ -100,14 +101,14 @@ class Calendar(_Model):
     """Business hours: timezone, weekly hours, public holidays and the contract's own days."""
 
     timezone: str
-    hours: dict[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], tuple[str, ...]]
+    hours: dict[Weekday, tuple[str, ...]]
     holidays: str | None = Field(default=None, description="country code for public holidays")
     extra_days_off: tuple[str, ...] = ()
     extra_working_days: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _valid(self) -> "Calendar":
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # noqa: PLC0415
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
         try:
             ZoneInfo(self.timezone)
@@ -174,7 +175,9 @@ class Contract(_Model):
             raise ValueError(msg)
         return self
 
-    def target(self, kind: Literal["first_response", "resolution"], priority: Priority) -> timedelta:
+    def target(
+        self, kind: Literal["first_response", "resolution"], priority: Priority
+    ) -> timedelta:
         """A target as a duration: minutes and hours as written, days as working days."""
         text = getattr(self.sla, kind).for_priority(priority)
         amount, unit = float(text[:-1]), text[-1]
@@ -182,7 +185,11 @@ class Contract(_Model):
             return timedelta(minutes=amount)
         if unit == "h":
             return timedelta(hours=amount)
-        day = timedelta(hours=24) if priority in self.sla.round_the_clock else self.calendar.working_day()
+        day = (
+            timedelta(hours=24)
+            if priority in self.sla.round_the_clock
+            else self.calendar.working_day()
+        )
         return day * amount
 
 

@@ -10,25 +10,29 @@ DOC_NATS_URL = "nats://127.0.0.1:4222"
 
 def documents() -> dict[str, str]:
     """Relative path -> content of every generated document."""
-    from opora_classifier.app import create_app as classifier_app  # noqa: PLC0415
-    from opora_classifier.settings import ClassifierSettings  # noqa: PLC0415
-    from opora_intake.app import create_app as intake_app  # noqa: PLC0415
-    from opora_intake.settings import IntakeSettings  # noqa: PLC0415
-    from opora_notifier.app import create_app as notifier_app  # noqa: PLC0415
-    from opora_notifier.settings import NotifierSettings  # noqa: PLC0415
-    from opora_sla_timer.app import create_app as sla_app  # noqa: PLC0415
-    from opora_sla_timer.settings import SlaTimerSettings  # noqa: PLC0415
+    from opora_classifier.app import create_app as classifier_app
+    from opora_classifier.settings import ClassifierSettings
+    from opora_intake.app import create_app as intake_app
+    from opora_intake.settings import IntakeSettings
+    from opora_notifier.app import create_app as notifier_app
+    from opora_notifier.settings import NotifierSettings
+    from opora_sla_timer.app import create_app as sla_app
+    from opora_sla_timer.settings import SlaTimerSettings
 
     docs: dict[str, str] = {}
     intake = intake_app(IntakeSettings(nats_url=DOC_NATS_URL), registry=CollectorRegistry())
     docs["asyncapi/intake.json"] = _json(intake.state.asyncapi.to_specification().to_jsonable())
     docs["openapi/intake.json"] = _json(intake.openapi())
-    for name, factory, settings in (
-        ("classifier", classifier_app, ClassifierSettings(nats_url=DOC_NATS_URL)),
-        ("sla-timer", sla_app, SlaTimerSettings(nats_url=DOC_NATS_URL)),
-        ("notifier", notifier_app, NotifierSettings(nats_url=DOC_NATS_URL)),
-    ):
-        app = factory(settings, registry=CollectorRegistry())
+    apps = {
+        "classifier": classifier_app(
+            ClassifierSettings(nats_url=DOC_NATS_URL), registry=CollectorRegistry()
+        ),
+        "sla-timer": sla_app(SlaTimerSettings(nats_url=DOC_NATS_URL), registry=CollectorRegistry()),
+        "notifier": notifier_app(
+            NotifierSettings(nats_url=DOC_NATS_URL), registry=CollectorRegistry()
+        ),
+    }
+    for name, app in apps.items():
         docs[f"asyncapi/{name}.json"] = _json(app.schema.to_specification().to_jsonable())
     return docs
 

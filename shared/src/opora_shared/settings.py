@@ -15,8 +15,12 @@ class OporaSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="OPORA_", extra="ignore", frozen=True)
 
-    nats_url: str = Field(default="nats://127.0.0.1:4222", description="NATS server(s), comma-separated")
-    var_dir: Path = Field(default=Path("var"), description="runtime data: NATS store, outbox, token")
+    nats_url: str = Field(
+        default="nats://127.0.0.1:4222", description="NATS server(s), comma-separated"
+    )
+    var_dir: Path = Field(
+        default=Path("var"), description="runtime data: NATS store, outbox, token"
+    )
     contracts_dir: Path = Field(default=Path("deploy/contracts"), description="tenant contracts")
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=0, ge=0, le=65535, description="0 disables /metrics")

@@ -49,7 +49,7 @@ class ServiceProcess:
                 stdout=out,
                 stderr=subprocess.STDOUT if out else None,
                 process_group=0,
-                preexec_fn=set_parent_death_signal,  # noqa: PLW1509
+                preexec_fn=set_parent_death_signal,
             )
         finally:
             if out is not None:
@@ -84,12 +84,15 @@ class Stack:
 
     env: dict[str, str]
     log_dir: Path | None = None
+    per_service: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Extra environment for one service (e.g. its own OPORA_METRICS_PORT)."""
     services: dict[str, ServiceProcess] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in SERVICES:
             log_path = self.log_dir / f"{name}.log" if self.log_dir else None
-            self.services[name] = ServiceProcess(name, self.env, log_path)
+            env = {**self.env, **self.per_service.get(name, {})}
+            self.services[name] = ServiceProcess(name, env, log_path)
 
     def start(self) -> None:
         """Start every service."""

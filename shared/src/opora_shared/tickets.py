@@ -129,7 +129,7 @@ def fold(events: Iterable[Event]) -> TicketView:
     return view
 
 
-def _apply(view: TicketView, event: Event) -> None:  # noqa: C901 - one branch per event type
+def _apply(view: TicketView, event: Event) -> None:
     if isinstance(event, TicketClassified):
         view.classification = Classification(
             category=event.category,

@@ -66,8 +66,9 @@ async def lookup_token(js: JetStreamContext, token: str) -> TokenRecord | None:
 async def ensure_admin_token(js: JetStreamContext, path: Path) -> tuple[str, bool]:
     """Create the admin token file (mode 0600) on first start; register its hash. (token, new)"""
     created = False
-    if path.exists():
-        token = path.read_text().strip()
+    # A few bytes once at start-up: blocking file I/O is fine here.
+    if path.exists():  # noqa: ASYNC240
+        token = path.read_text().strip()  # noqa: ASYNC240
     else:
         token = new_token()
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -21,8 +21,9 @@ def create_app(
     registry = registry if registry is not None else CollectorRegistry()
     broker = make_broker(settings, service="classifier", registry=registry)
     contracts = ContractStore(settings.contracts_dir)
-    handlers.register(broker, settings, contracts=contracts,
-                      metrics=ClassifierMetrics(registry), clock=clock)
+    handlers.register(
+        broker, settings, contracts=contracts, metrics=ClassifierMetrics(registry), clock=clock
+    )
     return build_app(
         broker,
         title="opora-classifier",

@@ -42,8 +42,9 @@ def register(
     async def classify(event: TicketReceived) -> None:
         """Classify a new ticket against its tenant's contract and publish the verdict."""
         contract = contracts.book.get(event.tenant)
-        verdict = rules.classify(event.subject, event.body, contract,
-                                 review_threshold=settings.review_threshold)
+        verdict = rules.classify(
+            event.subject, event.body, contract, review_threshold=settings.review_threshold
+        )
         result = TicketClassified(
             event_id=derive_id(event.ticket_id, TicketClassified.event_type(), str(event.event_id)),
             occurred_at=clock(),
@@ -62,5 +63,6 @@ def register(
         )
         ack = await publish_event(classified, result)
         if not ack.duplicate:
-            metrics.classified.labels(event.tenant, result.category, result.scope,
-                                      result.priority).inc()
+            metrics.classified.labels(
+                event.tenant, result.category, result.scope, result.priority
+            ).inc()

@@ -13,30 +13,128 @@ from opora_shared.vocabulary import Category, Kind, Language, Priority, Scope
 RULES_VERSION = "rules-0.1"
 
 _CATEGORY_WORDS: dict[Category, tuple[str, ...]] = {
-    Category.PRINTING: ("принтер", "печат", "сканер", "мфу", "картридж", "тонер", "printer",
-                        "print", "scanner", "toner", "cartridge", "paper jam"),
+    Category.PRINTING: (
+        "принтер",
+        "печат",
+        "сканер",
+        "мфу",
+        "картридж",
+        "тонер",
+        "printer",
+        "print",
+        "scanner",
+        "toner",
+        "cartridge",
+        "paper jam",
+    ),
     Category.ACCOUNTING_SOFTWARE: ("1с", "1c", "бухгалтер", "erp", "accounting"),
     Category.EMAIL: ("почт", "письм", "outlook", "email", "e-mail", "mailbox", "inbox"),
-    Category.NETWORK: ("интернет", "wi-fi", "wifi", "вайфай", "сеть", "vpn", "dns", "internet",
-                       "network", "router", "роутер"),
-    Category.ACCOUNTS_ACCESS: ("парол", "учётн", "учетн", "доступ", "password", "locked out",
-                               "account", "access", "new employee", "новый сотрудник"),
-    Category.SERVER_INFRA: ("сервер", "бэкап", "резервн", "server", "backup", "file share",
-                            "виртуал", "vmware", "hyper-v"),
-    Category.SECURITY: ("вирус", "фишинг", "взлом", "virus", "malware", "phishing", "ransomware",
-                        "hacked", "suspicious"),
+    Category.NETWORK: (
+        "интернет",
+        "wi-fi",
+        "wifi",
+        "вайфай",
+        "сеть",
+        "vpn",
+        "dns",
+        "internet",
+        "network",
+        "router",
+        "роутер",
+    ),
+    Category.ACCOUNTS_ACCESS: (
+        "парол",
+        "учётн",
+        "учетн",
+        "доступ",
+        "password",
+        "locked out",
+        "account",
+        "access",
+        "new employee",
+        "новый сотрудник",
+    ),
+    Category.SERVER_INFRA: (
+        "сервер",
+        "бэкап",
+        "резервн",
+        "server",
+        "backup",
+        "file share",
+        "виртуал",
+        "vmware",
+        "hyper-v",
+    ),
+    Category.SECURITY: (
+        "вирус",
+        "фишинг",
+        "взлом",
+        "virus",
+        "malware",
+        "phishing",
+        "ransomware",
+        "hacked",
+        "suspicious",
+    ),
     Category.TELEPHONY: ("телефон", "атс", "sip", "phone", "pbx", "voip"),
-    Category.WORKSTATION: ("компьютер", "ноутбук", "windows", "мышк", "клавиатур", "монитор",
-                           "computer", "laptop", "pc ", "keyboard", "monitor", "word", "excel"),
+    Category.WORKSTATION: (
+        "компьютер",
+        "ноутбук",
+        "windows",
+        "мышк",
+        "клавиатур",
+        "монитор",
+        "computer",
+        "laptop",
+        "pc ",
+        "keyboard",
+        "monitor",
+        "word",
+        "excel",
+    ),
 }
-_URGENT = ("срочно", "не работает весь", "весь офис", "все сотрудники", "urgent", "asap",
-           "whole office", "everyone", "all users", "down")
+_URGENT = (
+    "срочно",
+    "не работает весь",
+    "весь офис",
+    "все сотрудники",
+    "urgent",
+    "asap",
+    "whole office",
+    "everyone",
+    "all users",
+    "down",
+)
 _QUESTION = ("как ", "подскажите", "how do", "how to", "?")
-_REQUEST = ("установ", "настро", "добав", "создай", "нужен", "нужна", "нужно", "install",
-            "set up", "setup", "please add", "create", "need a", "new ")
-_CONSUMABLES = ("купить картридж", "новый картридж", "закончился тонер", "закончилась бумага",
-                "заказать бумаг", "buy toner", "new cartridge", "order paper", "out of toner",
-                "ran out of paper", "need toner")
+_REQUEST = (
+    "установ",
+    "настро",
+    "добав",
+    "создай",
+    "нужен",
+    "нужна",
+    "нужно",
+    "install",
+    "set up",
+    "setup",
+    "please add",
+    "create",
+    "need a",
+    "new ",
+)
+_CONSUMABLES = (
+    "купить картридж",
+    "новый картридж",
+    "закончился тонер",
+    "закончилась бумага",
+    "заказать бумаг",
+    "buy toner",
+    "new cartridge",
+    "order paper",
+    "out of toner",
+    "ran out of paper",
+    "need toner",
+)
 _CYRILLIC = re.compile(r"[а-яё]", re.IGNORECASE)
 _LATIN = re.compile(r"[a-z]", re.IGNORECASE)
 
@@ -62,8 +160,9 @@ def detect_language(text: str, default: Language) -> Language:
     return Language.RU if cyr >= lat else Language.EN
 
 
-def classify(subject: str, body: str, contract: Contract | None, *,
-             review_threshold: float = 0.5) -> Verdict:
+def classify(
+    subject: str, body: str, contract: Contract | None, *, review_threshold: float = 0.5
+) -> Verdict:
     """Classify a ticket's text against its tenant's contract (None: unknown tenant)."""
     text = f"{subject}\n{body}".lower()
     reasons: list[str] = []
@@ -83,7 +182,9 @@ def classify(subject: str, body: str, contract: Contract | None, *,
     elif any(w in text for w in _REQUEST):
         kind = Kind.REQUEST
 
-    priority = {Kind.INCIDENT: Priority.P3, Kind.REQUEST: Priority.P4, Kind.QUESTION: Priority.P4}[kind]
+    priority = {Kind.INCIDENT: Priority.P3, Kind.REQUEST: Priority.P4, Kind.QUESTION: Priority.P4}[
+        kind
+    ]
     urgent = next((w for w in _URGENT if w in text), None)
     if urgent:
         priority = Priority.P2

@@ -26,8 +26,6 @@ router = APIRouter()
 _bearer = HTTPBearer(auto_error=False, description="an API token (var/admin.token for admin)")
 
 
-
-
 def get_runtime(request: Request) -> IntakeRuntime:
     """The runtime the composition root put on the app."""
     runtime: IntakeRuntime = request.app.state.runtime
@@ -52,15 +50,17 @@ async def get_token(
     """The rights of the bearer token; 401 without a valid one."""
     challenge = {"WWW-Authenticate": "Bearer"}
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "a bearer token is required",
-                            headers=challenge)
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "a bearer token is required", headers=challenge
+        )
     try:
         record = await lookup_token(jetstream(runtime.broker), credentials.credentials)
     except (NatsError, TimeoutError, NotReadyError) as exc:
         raise _unavailable("token store unavailable") from exc
     if record is None or record.revoked:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown or revoked token",
-                            headers=challenge)
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "unknown or revoked token", headers=challenge
+        )
     return record
 
 
@@ -71,8 +71,10 @@ TokenDep = Annotated[TokenRecord, Depends(get_token)]
     "/v1/tickets",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=TicketAccepted,
-    responses={422: {"description": "a field is invalid; the answer names it"},
-               503: {"model": Problem, "description": "NATS unavailable; retry later"}},
+    responses={
+        422: {"description": "a field is invalid; the answer names it"},
+        503: {"model": Problem, "description": "NATS unavailable; retry later"},
+    },
     tags=["tickets"],
 )
 async def create_ticket(

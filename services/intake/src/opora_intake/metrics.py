@@ -8,10 +8,14 @@ class IntakeMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.received = Counter(
-            "opora_tickets_received_total", "Tickets received, by channel and tenant",
-            ["channel", "tenant"], registry=registry,
+            "opora_tickets_received_total",
+            "Tickets received, by channel and tenant",
+            ["channel", "tenant"],
+            registry=registry,
         )
         self.rejected = Counter(
-            "opora_intake_rejected_total", "Requests refused, by reason",
-            ["reason"], registry=registry,
+            "opora_intake_rejected_total",
+            "Requests refused, by reason",
+            ["reason"],
+            registry=registry,
         )

@@ -21,8 +21,9 @@ def create_app(
     registry = registry if registry is not None else CollectorRegistry()
     broker = make_broker(settings, service="notifier", registry=registry)
     outbox = OutboxChannel(settings.outbox)
-    handlers.register(broker, settings, outbox=outbox, metrics=NotifierMetrics(registry),
-                      clock=clock)
+    handlers.register(
+        broker, settings, outbox=outbox, metrics=NotifierMetrics(registry), clock=clock
+    )
     return build_app(
         broker,
         title="opora-notifier",

@@ -8,11 +8,15 @@ class NotifierMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.notifications = Counter(
-            "opora_notifications_total", "Notifications, by channel and outcome",
-            ["channel", "outcome"], registry=registry,
+            "opora_notifications_total",
+            "Notifications, by channel and outcome",
+            ["channel", "outcome"],
+            registry=registry,
         )
         self.ack_seconds = Histogram(
-            "opora_intake_to_ack_seconds", "From ticket received to acknowledgement written",
-            ["tenant"], registry=registry,
+            "opora_intake_to_ack_seconds",
+            "From ticket received to acknowledgement written",
+            ["tenant"],
+            registry=registry,
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
         )

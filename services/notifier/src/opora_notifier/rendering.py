@@ -42,7 +42,7 @@ _ACK = {
     ),
     Language.EN: (
         "[#{ticket}] Request received: {subject}",
-        "Hello{name},\n\nYour request is logged as ticket #{ticket}:\n\"{subject}\"\n\n{scope}\n"
+        'Hello{name},\n\nYour request is logged as ticket #{ticket}:\n"{subject}"\n\n{scope}\n'
         "{deadline}\n\nTo add anything, just reply to this message and keep [#{ticket}] in the "
         "subject.\n\n--\nSupport desk\n",
         "We will respond by {due} ({tz}).",
@@ -78,8 +78,9 @@ def render_acknowledgement(
     subject_tpl, body_tpl, due_tpl, no_due = _ACK[ack.language]
     subject = " ".join(ack.subject.split())[:150]
     deadline = (
-        due_tpl.format(due=format_due(ack.first_response_due, ack.timezone, ack.language),
-                       tz=ack.timezone)
+        due_tpl.format(
+            due=format_due(ack.first_response_due, ack.timezone, ack.language), tz=ack.timezone
+        )
         if ack.first_response_due
         else no_due
     )

@@ -1,8 +1,8 @@
 """Run the sla-timer: ``python -m opora_sla_timer``."""
 
+from opora_shared.service import main as run_service
 from opora_sla_timer.app import create_app
 from opora_sla_timer.settings import SlaTimerSettings
-from opora_shared.service import main as run_service
 
 
 def main() -> None:

@@ -3,12 +3,12 @@
 from faststream import FastStream
 from prometheus_client import CollectorRegistry
 
-from opora_sla_timer import handlers
-from opora_sla_timer.metrics import SlaMetrics
-from opora_sla_timer.settings import SlaTimerSettings
 from opora_shared.contract_store import ContractStore
 from opora_shared.nats.broker import make_broker
 from opora_shared.service import Clock, build_app, utc_now
+from opora_sla_timer import handlers
+from opora_sla_timer.metrics import SlaMetrics
+from opora_sla_timer.settings import SlaTimerSettings
 
 
 def create_app(
@@ -21,8 +21,9 @@ def create_app(
     registry = registry if registry is not None else CollectorRegistry()
     broker = make_broker(settings, service="sla-timer", registry=registry)
     contracts = ContractStore(settings.contracts_dir)
-    handlers.register(broker, settings, contracts=contracts,
-                      metrics=SlaMetrics(registry), clock=clock)
+    handlers.register(
+        broker, settings, contracts=contracts, metrics=SlaMetrics(registry), clock=clock
+    )
     return build_app(
         broker,
         title="opora-sla-timer",

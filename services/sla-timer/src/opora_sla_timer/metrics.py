@@ -8,10 +8,14 @@ class SlaMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.armed = Counter(
-            "opora_sla_armed_total", "SLA clocks armed, by tenant and priority",
-            ["tenant", "priority"], registry=registry,
+            "opora_sla_armed_total",
+            "SLA clocks armed, by tenant and priority",
+            ["tenant", "priority"],
+            registry=registry,
         )
         self.events = Counter(
-            "opora_sla_events_total", "SLA events emitted (warning, breach, escalation)",
-            ["tenant", "kind"], registry=registry,
+            "opora_sla_events_total",
+            "SLA events emitted (warning, breach, escalation)",
+            ["tenant", "kind"],
+            registry=registry,
         )

@@ -48,7 +48,9 @@ class TicketClassified(Event):
     priority: Priority
     language: Language
     confidence: float = Field(ge=0.0, le=1.0)
-    received_at: AwareDatetime = Field(description="when the ticket was received: clocks start here")
+    received_at: AwareDatetime = Field(
+        description="when the ticket was received: clocks start here"
+    )
     reasons: tuple[str, ...] = ()
     contract_revision: str
     classifier_version: str

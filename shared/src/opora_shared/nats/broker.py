@@ -61,8 +61,9 @@ def make_broker(
     broker = NatsBroker(
         settings.nats_servers,
         name=f"opora-{service}",
-        connect_timeout=min(2.0, settings.connect_timeout_s),
-        reconnect_time_wait=RECONNECT_WAIT_S,
+        # FastStream annotates these as int; nats-py takes (and we mean) float seconds.
+        connect_timeout=min(2.0, settings.connect_timeout_s),  # type: ignore[arg-type]
+        reconnect_time_wait=RECONNECT_WAIT_S,  # type: ignore[arg-type]
         max_reconnect_attempts=max(1, math.ceil(settings.connect_timeout_s / RECONNECT_WAIT_S)),
         error_cb=on_error,
         middlewares=middlewares,

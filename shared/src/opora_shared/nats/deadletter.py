@@ -60,9 +60,9 @@ def dead_letter_middleware(
     class _DeadLetterMiddleware(BaseMiddleware):
         async def after_processed(
             self,
-            exc_type: type[BaseException] | None = None,
+            exc_type: type[BaseException] | None = None,  # noqa: ARG002 - FastStream's signature
             exc_val: BaseException | None = None,
-            exc_tb: TracebackType | None = None,
+            exc_tb: TracebackType | None = None,  # noqa: ARG002
         ) -> bool | None:
             if exc_val is None or isinstance(exc_val, HandlerException):
                 return False
@@ -73,8 +73,14 @@ def dead_letter_middleware(
             delivered = int(getattr(metadata, "num_delivered", 1) or 1)
             if not isinstance(exc_val, POISON) and delivered < max_deliver:
                 delay = backoff_s(delivered)
-                log.warning("%s failed (delivery %d/%d), retry in %.1fs: %s",
-                            consumer, delivered, max_deliver, delay, type(exc_val).__name__)
+                log.warning(
+                    "%s failed (delivery %d/%d), retry in %.1fs: %s",
+                    consumer,
+                    delivered,
+                    max_deliver,
+                    delay,
+                    type(exc_val).__name__,
+                )
                 raise NackMessage(delay=delay) from exc_val
             letter = DeadLetter(
                 consumer=consumer,
@@ -94,8 +100,14 @@ def dead_letter_middleware(
                 headers={"Nats-Msg-Id": f"dlq-{consumer}-{letter.stream}-{letter.stream_seq}"},
                 stream=subjects.DLQ_STREAM,
             )
-            log.error("%s dead-lettered %s seq %s after %d deliveries: %s",
-                      consumer, letter.stream, letter.stream_seq, delivered, letter.error_type)
+            log.error(
+                "%s dead-lettered %s seq %s after %d deliveries: %s",
+                consumer,
+                letter.stream,
+                letter.stream_seq,
+                delivered,
+                letter.error_type,
+            )
             raise RejectMessage from exc_val
 
     return _DeadLetterMiddleware

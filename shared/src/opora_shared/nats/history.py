@@ -24,15 +24,18 @@ async def ticket_events(js: JetStreamContext, ticket_id: str, *, tenant: str = "
     seq = 1
     for _ in range(MAX_HISTORY):
         try:
-            raw = await js.get_msg(subjects.EVENTS_STREAM, seq=seq, subject=subject, next=True,
-                                   direct=True)
+            raw = await js.get_msg(
+                subjects.EVENTS_STREAM, seq=seq, subject=subject, next=True, direct=True
+            )
         except NotFoundError:
             break
         if raw.data:
             try:
                 events.append(parse_event(raw.data))
             except ValueError:
-                log.warning("unreadable event at %s seq %s skipped", subjects.EVENTS_STREAM, raw.seq)
+                log.warning(
+                    "unreadable event at %s seq %s skipped", subjects.EVENTS_STREAM, raw.seq
+                )
         if raw.seq is None:
             break
         seq = raw.seq + 1

@@ -27,7 +27,11 @@ class Publisher(Protocol):
 
 
 async def publish_event(
-    publisher: Publisher, event: Event, *, timeout: float = 5.0, headers: dict[str, str] | None = None
+    publisher: Publisher,
+    event: Event,
+    *,
+    timeout: float = 5.0,
+    headers: dict[str, str] | None = None,
 ) -> PubAck:
     """Publish an event on its subject; a retry with the same event id is deduplicated."""
     all_headers = {"Nats-Msg-Id": str(event.event_id), TYPE_HEADER: event.type, **(headers or {})}

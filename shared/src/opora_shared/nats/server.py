@@ -44,7 +44,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 def set_parent_death_signal() -> None:
     """In a child (preexec_fn): die with SIGTERM when the parent dies, so nothing is orphaned."""
     if sys.platform.startswith("linux"):
-        import ctypes  # noqa: PLC0415
+        import ctypes
 
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -77,8 +77,17 @@ class NatsServer:
         cmd = [find_binary()]
         if self.config is not None:
             cmd += ["-c", str(self.config)]
-        cmd += ["-js", "-a", self.host, "-p", str(self.port), "-m", str(self.monitor_port),
-                "-sd", str(self.store_dir)]
+        cmd += [
+            "-js",
+            "-a",
+            self.host,
+            "-p",
+            str(self.port),
+            "-m",
+            str(self.monitor_port),
+            "-sd",
+            str(self.store_dir),
+        ]
         return cmd
 
     def start(self, *, timeout: float = 20.0) -> "NatsServer":
@@ -87,11 +96,13 @@ class NatsServer:
         out = self.log_file.open("ab") if self.log_file else subprocess.DEVNULL
         try:
             self.process = subprocess.Popen(  # noqa: S603 - our own binary and arguments
-                self.command(), stdout=out, stderr=subprocess.STDOUT,
+                self.command(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
                 # Its own process group: a Ctrl-C meant for `opora run` must not stop NATS
                 # before the services have drained; `opora run` stops it last.
                 process_group=0,
-                preexec_fn=set_parent_death_signal,  # noqa: PLW1509
+                preexec_fn=set_parent_death_signal,
             )
         finally:
             if self.log_file and not isinstance(out, int):

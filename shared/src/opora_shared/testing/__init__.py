@@ -1,0 +1,1 @@
+"""Test support shipped with the shared library: a real nats-server fixture, waiting, factories."""

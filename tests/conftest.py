@@ -1,0 +1,1 @@
+"""Suite-wide configuration; the real-NATS fixtures come from ``opora_shared.testing.plugin``."""

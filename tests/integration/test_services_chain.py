@@ -1,0 +1,80 @@
+"""Classifier, sla-timer and notifier in this process, over a real NATS: one ticket, one ack."""
+
+from email import message_from_bytes, policy
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from opora_classifier.app import create_app as classifier_app
+from opora_classifier.settings import ClassifierSettings
+from opora_notifier.app import create_app as notifier_app
+from opora_notifier.settings import NotifierSettings
+from opora_shared.events import NotificationSent, SlaArmed, TicketClassified
+from opora_shared.nats.history import last_event, ticket_events
+from opora_shared.nats.publish import publish_event
+from opora_shared.testing.factories import make_ticket_received
+from opora_shared.testing.waiting import wait_for
+from opora_sla_timer.app import create_app as sla_app
+from opora_sla_timer.settings import SlaTimerSettings
+
+
+@pytest.fixture
+async def services(nats_url, tmp_path):
+    apps = [
+        classifier_app(ClassifierSettings(nats_url=nats_url), registry=CollectorRegistry()),
+        sla_app(SlaTimerSettings(nats_url=nats_url), registry=CollectorRegistry()),
+        notifier_app(
+            NotifierSettings(nats_url=nats_url, var_dir=tmp_path), registry=CollectorRegistry()
+        ),
+    ]
+    for app in apps:
+        await app.start()
+    yield apps, tmp_path / "outbox"
+    for app in apps:
+        await app.stop()
+
+
+class TestChain:
+    async def test_ticket_is_classified_armed_and_acknowledged_once(self, services, js):
+        apps, outbox = services
+        received = make_ticket_received(
+            tenant="vector",
+            subject="Outlook keeps asking for password",
+            body="Since this morning",
+            requester={"email": "bob@vector-logistics.com"},
+        )
+        await publish_event(apps[0].broker, received)
+        sent = await wait_for(
+            lambda: last_event(js, NotificationSent, "vector", received.ticket_id),
+            timeout=10,
+            message="acknowledgement",
+        )
+        classified = await last_event(js, TicketClassified, "vector", received.ticket_id)
+        armed = await last_event(js, SlaArmed, "vector", received.ticket_id)
+        assert classified.category == "email"
+        assert classified.language == "en"
+        assert armed.first_response_due > received.occurred_at
+        files = list(outbox.glob(f"{received.ticket_id}-*.eml"))
+        assert len(files) == 1
+        mail = message_from_bytes(files[0].read_bytes(), policy=policy.default)
+        assert mail["To"].addresses[0].addr_spec == "bob@vector-logistics.com"
+        assert f"[#{received.ticket_id}]" in mail["Subject"]
+        assert mail["Message-ID"] == sent.message_id
+        types = [e.type for e in await ticket_events(js, received.ticket_id)]
+        assert types == ["ticket.received", "ticket.classified", "sla.armed", "notification.sent"]
+
+    async def test_unknown_sender_is_acknowledged_without_a_deadline(self, services, js):
+        apps, outbox = services
+        received = make_ticket_received(tenant="unknown", requester={"email": "x@gmail.com"})
+        await publish_event(apps[0].broker, received)
+        await wait_for(
+            lambda: last_event(js, NotificationSent, "unknown", received.ticket_id),
+            timeout=10,
+            message="acknowledgement",
+        )
+        assert await last_event(js, SlaArmed, "unknown", received.ticket_id) is None
+        (path,) = outbox.glob(f"{received.ticket_id}-*.eml")
+        assert (
+            "подтвердим вашу организацию"
+            in message_from_bytes(path.read_bytes(), policy=policy.default).get_content()
+        )

@@ -1,0 +1,145 @@
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from opora_shared.errors import TicketNotFoundError
+from opora_shared.events import (
+    Actor,
+    NotificationSent,
+    SlaArmed,
+    SlaBreached,
+    TicketClassified,
+    TicketUpdated,
+)
+from opora_shared.testing.factories import make_ticket_received
+from opora_shared.tickets import fold
+from opora_shared.vocabulary import (
+    Category,
+    Kind,
+    Language,
+    Priority,
+    Scope,
+    SlaTarget,
+    TicketChange,
+    TicketStatus,
+)
+
+T0 = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+
+
+def envelope(received, minutes: int):
+    return {
+        "event_id": uuid.uuid4(),
+        "occurred_at": T0 + timedelta(minutes=minutes),
+        "tenant": received.tenant,
+        "ticket_id": received.ticket_id,
+    }
+
+
+def history():
+    received = make_ticket_received(occurred_at=T0)
+    classified = TicketClassified(
+        **envelope(received, 1),
+        category=Category.PRINTING,
+        kind=Kind.INCIDENT,
+        scope=Scope.INCLUDED,
+        priority=Priority.P3,
+        language=Language.RU,
+        confidence=0.8,
+        reasons=("'принтер' → printing",),
+        contract_revision="abc",
+        classifier_version="t",
+        received_at=T0,
+    )
+    armed = SlaArmed(
+        **envelope(received, 1),
+        priority=Priority.P3,
+        first_response_due=T0 + timedelta(hours=2),
+        resolution_due=T0 + timedelta(hours=27),
+        timezone="Europe/Moscow",
+    )
+    sent = NotificationSent(
+        **envelope(received, 2),
+        notification_id="n1",
+        trigger="acknowledgement",
+        channel="outbox",
+        recipient="anna@romashka.ru",
+        message_id="<n1@opora.local>",
+    )
+    return received, classified, armed, sent
+
+
+def update(received, minutes, change, **extra):
+    return TicketUpdated(
+        **envelope(received, minutes),
+        change=change,
+        actor=Actor(kind="engineer", id="maria@opora.local"),
+        **extra,
+    )
+
+
+class TestFold:
+    def test_received_only_is_new(self):
+        received, *_ = history()
+        view = fold([received])
+        assert view.status is TicketStatus.NEW
+        assert view.classification is None
+        assert view.sla is None
+
+    def test_classified_armed_and_acknowledged(self):
+        received, classified, armed, sent = history()
+        view = fold([received, classified, armed, sent])
+        assert view.status is TicketStatus.OPEN
+        assert view.classification.category is Category.PRINTING
+        assert view.classification.reasons == ["'принтер' → printing"]
+        assert view.sla.first_response_due == T0 + timedelta(hours=2)
+        assert view.sla.state == "running"
+        assert [n.outcome for n in view.notifications] == ["sent"]
+        assert [e["type"] for e in view.events] == [
+            "ticket.received",
+            "ticket.classified",
+            "sla.armed",
+            "notification.sent",
+        ]
+        assert view.updated_at == T0 + timedelta(minutes=2)
+
+    def test_lifecycle_statuses(self):
+        received, classified, armed, _ = history()
+        events = [received, classified, armed]
+        steps = [
+            (TicketChange.ACKNOWLEDGED, TicketStatus.IN_PROGRESS),
+            (TicketChange.WAITING_ON_CLIENT, TicketStatus.WAITING_ON_CLIENT),
+            (TicketChange.CLIENT_REPLIED, TicketStatus.IN_PROGRESS),
+            (TicketChange.RESOLVED, TicketStatus.RESOLVED),
+            (TicketChange.REOPENED, TicketStatus.OPEN),
+        ]
+        for minute, (change, status) in enumerate(steps, start=10):
+            events.append(update(received, minute, change))
+            assert fold(events).status is status, change
+        view = fold(events)
+        assert view.sla.first_response_at == T0 + timedelta(minutes=10)
+
+    def test_priority_change_and_breach(self):
+        received, classified, armed, _ = history()
+        breached = SlaBreached(
+            **envelope(received, 200),
+            target=SlaTarget.FIRST_RESPONSE,
+            due_at=T0 + timedelta(hours=2),
+        )
+        view = fold(
+            [
+                received,
+                classified,
+                armed,
+                breached,
+                update(received, 201, TicketChange.PRIORITY_CHANGED, priority=Priority.P1),
+            ]
+        )
+        assert view.classification.priority is Priority.P1
+        assert view.sla.breaches == [SlaTarget.FIRST_RESPONSE]
+
+    def test_no_received_event_is_not_found(self):
+        _, classified, *_ = history()
+        with pytest.raises(TicketNotFoundError):
+            fold([classified])
