@@ -54,34 +54,35 @@ def cmd_run(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     env["OPORA_VAR_DIR"] = str(var)
     env.setdefault("OPORA_CONTRACTS_DIR", str(settings.contracts_dir.resolve()))
+    http = f"http://{env.get('OPORA_HTTP_HOST', '127.0.0.1')}:{env.get('OPORA_HTTP_PORT', '8080')}"
     server: NatsServer | None = None
-    if "OPORA_NATS_URL" not in os.environ:
-        server = NatsServer(
-            store_dir=var / "nats",
-            config=Path(args.nats_config).resolve(),
-            port=4222,
-            monitor_port=8222,
-            log_file=var / "log" / "nats.log",
-        )
-        server.start()
-        env["OPORA_NATS_URL"] = server.url
-    stack = Stack(env=env)
+    stack: Stack | None = None
     stopping = False
 
     def on_signal(_signum: int, _frame: object) -> None:
         nonlocal stopping
         stopping = True
 
+    # Installed first: a Ctrl-C at any moment goes through the orderly stop below.
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
+        if "OPORA_NATS_URL" not in os.environ:
+            server = NatsServer(
+                store_dir=var / "nats",
+                config=Path(args.nats_config).resolve(),
+                port=args.nats_port,
+                monitor_port=args.nats_monitor_port,
+                log_file=var / "log" / "nats.log",
+            )
+            server.start()
+            env["OPORA_NATS_URL"] = server.url
         token, created = asyncio.run(_provision(OporaSettings(nats_url=env["OPORA_NATS_URL"])))
+        stack = Stack(env=env)
         stack.start()
-        http = (
-            f"http://{env.get('OPORA_HTTP_HOST', '127.0.0.1')}:{env.get('OPORA_HTTP_PORT', '8080')}"
-        )
-        stack.wait_http_ready(f"{http}/readyz", timeout=60)
-        _banner(env["OPORA_NATS_URL"], http, var, token if created else None)
+        stack.wait_http_ready(f"{http}/readyz", timeout=60, give_up=lambda: stopping)
+        if not stopping:
+            _banner(env["OPORA_NATS_URL"], http, var, token if created else None)
         while not stopping:
             if dead := stack.dead():
                 print(f"opora: service(s) exited: {', '.join(dead)}; stopping", file=sys.stderr)
@@ -89,11 +90,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             time.sleep(0.3)
         return 0
     finally:
-        print("opora: stopping services...", file=sys.stderr)
-        stack.stop()
+        print("opora: stopping services...", file=sys.stderr, flush=True)
+        if stack is not None:
+            stack.stop()
         if server is not None:
             server.stop()
-        print("opora: stopped", file=sys.stderr)
+        print("opora: stopped", file=sys.stderr, flush=True)
 
 
 def _banner(nats_url: str, http: str, var: Path, new_token: str | None) -> None:
@@ -145,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="start NATS and the four services (make run)")
     run.add_argument("--nats-config", default="deploy/nats/nats-server.conf")
+    run.add_argument("--nats-port", type=int, default=4222, help="when it starts its own NATS")
+    run.add_argument("--nats-monitor-port", type=int, default=8222)
     run.set_defaults(func=cmd_run)
     prov = sub.add_parser("provision", help="create or update streams, buckets, admin token")
     prov.set_defaults(func=cmd_provision)
