@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-unit test-integration test-e2e lint fmt docs docs-check clean
+.PHONY: help install tools run test test-unit test-integration test-e2e lint fmt docs bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -21,16 +21,19 @@ $(STAMP): pyproject.toml shared/pyproject.toml
 
 install: $(STAMP) ## create .venv and install everything (once; again when pyproject changes)
 
+tools: ## install the system tools the tests use (Dovecot for the IMAP tests; needs root)
+	scripts/ensure-test-tools
+
 run: $(STAMP) ## start NATS (var/nats) and the four services; Ctrl-C stops all
 	$(BIN)/opora run
 
-test: $(STAMP) ## the whole suite: unit, integration (real nats-server), end to end
+test: $(STAMP) tools ## the whole suite: unit, integration (real nats-server, Dovecot), end to end
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: $(STAMP) ## pure functions and single handlers, no sockets
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-test-integration: $(STAMP) ## against a real nats-server on a free port
+test-integration: $(STAMP) tools ## against a real nats-server on a free port
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
 test-e2e: $(STAMP) ## the four services as processes, real HTTP
@@ -47,6 +50,9 @@ fmt: $(STAMP) ## format and autofix
 
 docs: $(STAMP) ## regenerate docs/asyncapi/*.json and docs/openapi/intake.json from the code
 	$(BIN)/opora docs
+
+bench: $(STAMP) ## benchmarks: each prints its figures beside a baseline measured in the same run
+	$(BIN)/python bench/bench_parse.py
 
 clean: ## remove runtime data (var/) and caches, keep .venv
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -34,6 +34,7 @@ class RunningStack:
     var: Path
     admin_token: str
     metrics_ports: dict[str, int]
+    smtp_port: int
 
     @property
     def outbox(self) -> Path:
@@ -55,7 +56,7 @@ def launch(tmp: Path, **extra_env: str) -> RunningStack:
     server = start_nats(tmp / "nats" / "store")
     var = tmp / "var"
     token = asyncio.run(_prepare(server.url, var / "admin.token"))
-    http_port = free_port()
+    http_port, smtp_port = free_port(), free_port()
     metrics = {name: free_port() for name in SERVICES}
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("OPORA_")},
@@ -63,6 +64,7 @@ def launch(tmp: Path, **extra_env: str) -> RunningStack:
         "OPORA_VAR_DIR": str(var),
         "OPORA_CONTRACTS_DIR": str(REPO_ROOT / "deploy" / "contracts"),
         "OPORA_HTTP_PORT": str(http_port),
+        "OPORA_SMTP_PORT": str(smtp_port),
         "PYTHONUNBUFFERED": "1",
         **extra_env,
     }
@@ -80,7 +82,7 @@ def launch(tmp: Path, **extra_env: str) -> RunningStack:
         server.stop()
         dump_logs(tmp / "logs")
         raise
-    return RunningStack(stack, server, http, var, token, metrics)
+    return RunningStack(stack, server, http, var, token, metrics, smtp_port)
 
 
 def dump_logs(log_dir: Path) -> None:

@@ -25,6 +25,7 @@ class Launcher:
             "OPORA_VAR_DIR": str(var),
             "OPORA_HTTP_PORT": str(http_port),
             "OPORA_METRICS_PORT": "0",
+            "OPORA_SMTP_PORT": str(free_port()),
             "PYTHONUNBUFFERED": "1",
         }
         self.process = subprocess.Popen(

@@ -23,7 +23,11 @@ REPO_CONTRACTS = "deploy/contracts"
 async def intake(nats_url, tmp_path) -> AsyncIterator[tuple[str, object]]:
     """The intake app served over real HTTP on a free port, in this test's event loop."""
     settings = IntakeSettings(
-        nats_url=nats_url, http_port=free_port(), var_dir=tmp_path, max_json_bytes=64 * 1024
+        nats_url=nats_url,
+        http_port=free_port(),
+        smtp_port=0,
+        var_dir=tmp_path,
+        max_json_bytes=64 * 1024,
     )
     app = create_app(settings, registry=CollectorRegistry())
     server = uvicorn.Server(

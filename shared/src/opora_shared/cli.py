@@ -141,6 +141,13 @@ def cmd_docs(args: argparse.Namespace) -> int:
     return 1 if args.check and stale else 0
 
 
+def cmd_parse_email(args: argparse.Namespace) -> int:
+    """Print one JSON object per mail file (an ``error`` object for a file it cannot read)."""
+    from opora_intake.parsing.cli import parse_files
+
+    return parse_files(list(args.files), sys.stdout)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``opora``."""
     parser = argparse.ArgumentParser(prog="opora", description="Opora's operator CLI")
@@ -156,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     docs.add_argument("--out", default="docs")
     docs.add_argument("--check", action="store_true", help="exit 1 when a document is stale")
     docs.set_defaults(func=cmd_docs)
+    parse = sub.add_parser("parse-email", help="parse mail files, one JSON line each")
+    parse.add_argument("files", nargs="+")
+    parse.set_defaults(func=cmd_parse_email)
     contracts = sub.add_parser("contracts", help="tenant contracts")
     csub = contracts.add_subparsers(dest="contracts_command", required=True)
     validate = csub.add_parser("validate", help="validate every contract in a directory")

@@ -19,10 +19,18 @@ DLQ_STREAM = "OPORA_DLQ"
 """Messages a consumer gave up on, each with the reason."""
 DLQ_PREFIX = "opora.dlq"
 
+INTAKE_STREAM = "OPORA_INTAKE"
+"""What the intake did with every inbound mail, including those that made no ticket."""
+INTAKE_PREFIX = "opora.intake"
+
 TICKET_IDS_BUCKET = "opora_ticket_ids"
 """KV: the ticket number counter and the index of channel ids (Message-ID...) to tickets."""
 TOKENS_BUCKET = "opora_tokens"
 """KV: API tokens, by the SHA-256 of the token (never the token itself)."""
+MAIL_GUARD_BUCKET = "opora_mail_guard"
+"""KV: daily counters of automatic mail per sender and per ticket (loop guard); keys expire."""
+ATTACHMENTS_BUCKET = "opora_attachments"
+"""Object store: attachments and original messages, by ticket."""
 
 
 def event_subject(event: Event) -> str:
@@ -50,6 +58,11 @@ def ticket_history(ticket_id: str, *, tenant: str = "*") -> str:
 def tenant_events(tenant: str) -> str:
     """A filter for every event of one tenant."""
     return f"{EVENTS_PREFIX}.{tenant}.>"
+
+
+def mail_record(outcome: str) -> str:
+    """The subject of an inbound mail's record."""
+    return f"{INTAKE_PREFIX}.mail.{outcome}"
 
 
 def dead_letter(consumer: str) -> str:

@@ -95,6 +95,8 @@ class TicketChange(StrEnum):
     RESOLVED = "resolved"
     REOPENED = "reopened"
     PRIORITY_CHANGED = "priority_changed"
+    AUTOMATIC_REPLY = "automatic_reply"
+    """An auto-reply or bulk mail answered the ticket: recorded, never acknowledged."""
 
 
 class TicketStatus(StrEnum):

@@ -23,3 +23,14 @@ class TestContractsValidate:
         err = capsys.readouterr().err
         assert "vector.yml" in err
         assert "language" in err
+
+
+class TestParseEmail:
+    def test_prints_one_json_line_per_file_and_an_error_object_for_bad_ones(self, tmp_path, capsys):
+        good = tmp_path / "a.eml"
+        good.write_bytes(b"From: a@romashka.ru\r\nSubject: [#42] Re: test\r\n\r\nHello\r\n")
+        assert main(["parse-email", str(good), str(tmp_path / "missing.eml")]) == 0
+        first, second = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+        assert first["from"] == "a@romashka.ru"
+        assert first["ticket_ref"] == "42"
+        assert "error" in second

@@ -13,9 +13,12 @@ from prometheus_client import CollectorRegistry
 
 from opora_intake import __version__, api
 from opora_intake.adapters.ticket_ids import TicketIds
+from opora_intake.imap_channel import ImapChannel, load_mailboxes
+from opora_intake.mail_intake import MailIntake
 from opora_intake.metrics import IntakeMetrics
 from opora_intake.runtime import IntakeRuntime
 from opora_intake.settings import IntakeSettings
+from opora_intake.smtp import start_smtp_server
 from opora_shared import subjects
 from opora_shared.contract_store import ContractStore
 from opora_shared.events import TicketReceived
@@ -58,9 +61,29 @@ def create_app(
         await broker.start()
         reconnect_forever(broker)
         runtime._ids = TicketIds(jetstream(broker), block_size=settings.id_block_size)
+        runtime.mail = MailIntake(
+            settings=settings,
+            broker=broker,
+            received=received,
+            contracts=runtime.contracts,
+            ids=runtime._ids,
+            metrics=runtime.metrics,
+            clock=clock,
+        )
+        smtp = None
+        if settings.smtp_port:
+            smtp = await start_smtp_server(runtime.mail, settings, runtime.metrics)
+        imap = None
+        if settings.imap_mailboxes_file is not None:
+            imap = ImapChannel(load_mailboxes(settings.imap_mailboxes_file), runtime.mail)
+            imap.start()
         try:
             yield
         finally:
+            if imap is not None:
+                await imap.stop()
+            if smtp is not None:
+                smtp.close()
             try:
                 await broker.stop()
             except NatsError as exc:  # NATS already gone: nothing left to drain

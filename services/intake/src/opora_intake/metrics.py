@@ -13,6 +13,12 @@ class IntakeMetrics:
             ["channel", "tenant"],
             registry=registry,
         )
+        self.mail = Counter(
+            "opora_mail_total",
+            "Inbound mail, by channel and outcome",
+            ["channel", "outcome"],
+            registry=registry,
+        )
         self.rejected = Counter(
             "opora_intake_rejected_total",
             "Requests refused, by reason",

@@ -6,6 +6,7 @@ from faststream.nats import NatsBroker
 from faststream.nats.publisher.usecase import LogicPublisher
 
 from opora_intake.adapters.ticket_ids import TicketIds
+from opora_intake.mail_intake import MailIntake
 from opora_intake.metrics import IntakeMetrics
 from opora_intake.settings import IntakeSettings
 from opora_shared.contract_store import ContractStore
@@ -24,6 +25,7 @@ class IntakeRuntime:
     metrics: IntakeMetrics
     clock: Clock
     _ids: TicketIds | None = field(default=None)
+    mail: "MailIntake | None" = field(default=None)
 
     @property
     def ids(self) -> TicketIds:

@@ -1,5 +1,7 @@
 """Intake settings (``OPORA_`` environment variables)."""
 
+from pathlib import Path
+
 from pydantic import Field
 
 from opora_shared.settings import OporaSettings
@@ -15,3 +17,21 @@ class IntakeSettings(OporaSettings):
     id_block_size: int = Field(
         default=50, ge=1, le=10_000, description="ticket numbers reserved per KV round trip"
     )
+
+    # Inbound mail (SMTP server and IMAP mailboxes)
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=2525, ge=0, le=65535, description="0 disables the SMTP server")
+    support_addresses: tuple[str, ...] = Field(
+        default=("support@opora.local",), description="recipients the SMTP server accepts"
+    )
+    mail_domain: str = Field(default="opora.local", description="domain of our own Message-IDs")
+    max_message_bytes: int = Field(default=25 * 1024 * 1024, ge=1024, description="552 above")
+    max_recipients: int = Field(default=50, ge=1)
+    max_smtp_connections: int = Field(default=100, ge=1, description="421 above")
+    smtp_timeout_s: float = Field(default=120.0, gt=0)
+    max_attachment_bytes: int = Field(default=10 * 1024 * 1024, ge=0, description="per file")
+    max_attachments_bytes: int = Field(default=25 * 1024 * 1024, ge=0, description="per message")
+    auto_mail_cap_per_sender: int = Field(default=20, ge=1, description="automatic mails a day")
+    auto_mail_cap_per_ticket: int = Field(default=5, ge=1, description="automatic mails a day")
+    reopen_window_days: int = Field(default=14, ge=0, description="a reply reopens, or opens anew")
+    imap_mailboxes_file: Path | None = Field(default=None, description="YAML list of mailboxes")

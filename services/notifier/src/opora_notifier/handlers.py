@@ -10,7 +10,7 @@ from faststream.nats import NatsBroker
 
 from opora_notifier.channels.outbox import OutboxChannel
 from opora_notifier.metrics import NotifierMetrics
-from opora_notifier.rendering import Acknowledgement, message_id_for, render_acknowledgement
+from opora_notifier.rendering import Acknowledgement, render_acknowledgement
 from opora_notifier.settings import NotifierSettings
 from opora_shared import subjects
 from opora_shared.errors import PoisonMessageError
@@ -21,6 +21,7 @@ from opora_shared.events import (
     TicketReceived,
     derive_id,
 )
+from opora_shared.mail_ids import outbound_message_id
 from opora_shared.nats.broker import EVENTS, durable_consumer, jetstream
 from opora_shared.nats.history import last_event
 from opora_shared.nats.publish import publish_event
@@ -69,9 +70,10 @@ def register(
                 scope=classified.scope,
                 first_response_due=armed.first_response_due if armed else None,
                 timezone=armed.timezone if armed else "UTC",
+                in_reply_to=received.message_id,
             ),
             sender=sender,
-            message_id=message_id_for(notification_id, settings.mail_domain),
+            message_id=outbound_message_id(ticket_id, notification_id, settings.mail_domain),
             now=now,
         )
         written = await asyncio.to_thread(

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime
 from zoneinfo import ZoneInfo
 
 from opora_shared.vocabulary import Language, Scope
@@ -63,6 +63,8 @@ class Acknowledgement:
     scope: Scope
     first_response_due: datetime | None
     timezone: str
+    in_reply_to: str | None = None
+    """The client's Message-ID when the ticket came by mail, so the ack threads under it."""
 
 
 def format_due(due: datetime, timezone: str, language: Language) -> str:
@@ -91,6 +93,9 @@ def render_acknowledgement(
     msg["Reply-To"] = sender
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = message_id
+    if ack.in_reply_to:
+        msg["In-Reply-To"] = ack.in_reply_to
+        msg["References"] = ack.in_reply_to
     msg["Auto-Submitted"] = "auto-replied"
     msg["X-Auto-Response-Suppress"] = "All"
     msg["X-Opora-Ticket"] = ack.ticket_id
@@ -105,8 +110,3 @@ def render_acknowledgement(
         cte="8bit",  # readable in var/outbox; SMTP relays take 8BITMIME
     )
     return msg
-
-
-def message_id_for(notification_id: str, domain: str) -> str:
-    """A stable Message-ID for a notification, so a resend is recognisably the same mail."""
-    return f"<{notification_id}@{domain}>" if domain else make_msgid()

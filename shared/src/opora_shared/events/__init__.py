@@ -9,7 +9,13 @@ from opora_shared.events.base import Actor, Event, derive_id, register_upcaster,
 from opora_shared.events.deadletter import DeadLetter
 from opora_shared.events.notification import NotificationFailed, NotificationSent
 from opora_shared.events.sla import SlaArmed, SlaBreached, SlaWarning, TicketEscalated
-from opora_shared.events.ticket import Requester, TicketClassified, TicketReceived, TicketUpdated
+from opora_shared.events.ticket import (
+    AttachmentRef,
+    Requester,
+    TicketClassified,
+    TicketReceived,
+    TicketUpdated,
+)
 
 AnyEvent = Annotated[
     TicketReceived
@@ -54,6 +60,7 @@ __all__ = [
     "EVENT_TYPES",
     "Actor",
     "AnyEvent",
+    "AttachmentRef",
     "DeadLetter",
     "Event",
     "NotificationFailed",

@@ -25,6 +25,19 @@ class Requester(BaseModel):
     name: str | None = None
 
 
+class AttachmentRef(BaseModel):
+    """A file stored in the attachments object store, referenced from a ticket event."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    filename: str
+    content_type: str
+    size: int = Field(ge=0)
+    sha256: str
+    object_name: str = Field(description="name in the opora_attachments object store")
+    inline: bool = False
+
+
 class TicketReceived(Event):
     """A new ticket entered Opora through one of its channels."""
 
@@ -35,6 +48,14 @@ class TicketReceived(Event):
     body: str
     source_ref: str | None = Field(
         default=None, description="the channel's own id: Message-ID, Idempotency-Key, dedup key"
+    )
+    message_id: str | None = Field(default=None, description="the client's Message-ID, to thread")
+    attachments: tuple[AttachmentRef, ...] = ()
+    original: str | None = Field(
+        default=None, description="object name of the original message (the raw mail)"
+    )
+    related_ticket: str | None = Field(
+        default=None, description="an older, closed ticket this one follows up"
     )
 
 
@@ -64,3 +85,5 @@ class TicketUpdated(Event):
     actor: Actor
     text: str | None = None
     priority: Priority | None = Field(default=None, description="the new one, on priority_changed")
+    message_id: str | None = Field(default=None, description="the mail that carried it, if any")
+    attachments: tuple[AttachmentRef, ...] = ()

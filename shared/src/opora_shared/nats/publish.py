@@ -16,7 +16,7 @@ class Publisher(Protocol):
     async def publish(
         self,
         message: Any,
-        subject: str = "",
+        subject: str,
         headers: dict[str, str] | None = None,
         reply_to: str = "",
         correlation_id: str | None = None,

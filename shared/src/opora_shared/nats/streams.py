@@ -11,6 +11,7 @@ from nats.js import JetStreamContext
 from nats.js.api import (
     DiscardPolicy,
     KeyValueConfig,
+    ObjectStoreConfig,
     RetentionPolicy,
     StorageType,
     StreamConfig,
@@ -57,6 +58,17 @@ def stream_configs(policy: StorePolicy) -> list[StreamConfig]:
             deny_purge=False,
         ),
         StreamConfig(
+            name=subjects.INTAKE_STREAM,
+            description="What the intake did with every inbound mail, with the reason",
+            subjects=[f"{subjects.INTAKE_PREFIX}.>"],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            max_age=policy.dlq_max_age_s,
+            duplicate_window=policy.duplicate_window_s,
+            num_replicas=policy.replicas,
+            allow_direct=True,
+        ),
+        StreamConfig(
             name=subjects.DLQ_STREAM,
             description="Messages a consumer gave up on, each with the reason",
             subjects=[f"{subjects.DLQ_PREFIX}.>"],
@@ -78,6 +90,14 @@ def bucket_configs(policy: StorePolicy) -> list[KeyValueConfig]:
             bucket=subjects.TICKET_IDS_BUCKET,
             description="ticket number counter and channel-id index",
             history=1,
+            storage=StorageType.FILE,
+            replicas=policy.replicas,
+        ),
+        KeyValueConfig(
+            bucket=subjects.MAIL_GUARD_BUCKET,
+            description="daily counters of automatic mail (loop guard)",
+            history=1,
+            ttl=2 * DAY_S,
             storage=StorageType.FILE,
             replicas=policy.replicas,
         ),
@@ -113,19 +133,32 @@ async def provision(js: JetStreamContext, policy: StorePolicy | None = None) -> 
         await ensure_stream(js, stream)
     for bucket in bucket_configs(policy):
         await js.create_key_value(bucket)
+    await js.create_object_store(
+        subjects.ATTACHMENTS_BUCKET,
+        config=ObjectStoreConfig(
+            description="attachments and original messages",
+            storage=StorageType.FILE,
+            replicas=policy.replicas,
+        ),
+    )
 
 
 async def check_ready(js: JetStreamContext) -> list[str]:
     """The streams and buckets that are missing; empty when the service can work."""
     missing = []
-    for name in (subjects.EVENTS_STREAM, subjects.DLQ_STREAM):
+    for name in (subjects.EVENTS_STREAM, subjects.INTAKE_STREAM, subjects.DLQ_STREAM):
         try:
             await js.stream_info(name)
         except NotFoundError:
             missing.append(name)
-    for bucket in (subjects.TICKET_IDS_BUCKET, subjects.TOKENS_BUCKET):
+    for stream in (
+        f"KV_{subjects.TICKET_IDS_BUCKET}",
+        f"KV_{subjects.TOKENS_BUCKET}",
+        f"KV_{subjects.MAIL_GUARD_BUCKET}",
+        f"OBJ_{subjects.ATTACHMENTS_BUCKET}",
+    ):
         try:
-            await js.stream_info(f"KV_{bucket}")
+            await js.stream_info(stream)
         except NotFoundError:
-            missing.append(f"KV_{bucket}")
+            missing.append(stream)
     return missing

@@ -21,6 +21,7 @@ from nats.js import JetStreamContext
 
 from opora_shared.nats.server import NatsServer, free_port
 from opora_shared.nats.streams import provision
+from opora_shared.testing.dovecot import dovecot, dovecot_server  # noqa: F401
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 NATS_CONFIG = REPO_ROOT / "deploy" / "nats" / "nats-server.conf"
