@@ -12,21 +12,12 @@ from opora_shared.nats.broker import durable_consumer, make_broker
 from opora_shared.nats.publish import publish_event
 from opora_shared.settings import OporaSettings
 from opora_shared.testing.factories import make_ticket_received
+from opora_shared.testing.stored import stored
 from opora_shared.testing.waiting import wait_for
 
 
 async def dead_letters(js, consumer: str) -> list[DeadLetter]:
-    letters = []
-    sub = await js.subscribe(subjects.dead_letter(consumer), ordered_consumer=True)
-    try:
-        while True:
-            try:
-                msg = await sub.next_msg(timeout=0.3)
-            except TimeoutError:
-                return letters
-            letters.append(DeadLetter.model_validate_json(msg.data))
-    finally:
-        await sub.unsubscribe()
+    return await stored(js, subjects.dead_letter(consumer), DeadLetter)
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from opora_shared.nats.history import last_event, ticket_events
 from opora_shared.nats.publish import publish_event
 from opora_shared.nats.server import free_port
 from opora_shared.testing.plugin import start_nats
+from opora_shared.testing.stored import stored
 from opora_shared.testing.waiting import wait_for
 from opora_shared.vocabulary import TicketChange
 
@@ -92,17 +93,7 @@ def ticket_of(response: str) -> str:
 
 
 async def records(js, outcome: str) -> list[MailRecorded]:
-    found = []
-    sub = await js.subscribe(subjects.mail_record(outcome), ordered_consumer=True)
-    try:
-        while True:
-            try:
-                msg = await sub.next_msg(timeout=0.3)
-            except TimeoutError:
-                return found
-            found.append(MailRecorded.model_validate_json(msg.data))
-    finally:
-        await sub.unsubscribe()
+    return await stored(js, subjects.mail_record(outcome), MailRecorded)
 
 
 class TestNewTickets:
