@@ -67,6 +67,7 @@ async def intake(nats_url, tmp_path) -> AsyncIterator[Intake]:
         max_recipients=2,
         support_addresses=("support@opora.local", "help@opora.local", "it@opora.local"),
         auto_mail_cap_per_ticket=2,
+        max_smtp_connections=3,
     )
     app = create_app(settings, registry=CollectorRegistry())
     async with app.router.lifespan_context(app):
@@ -148,10 +149,31 @@ class TestSmtpRefusals:
         )
         assert errors["it@opora.local"][0] == 452
 
-    async def test_oversize_is_552(self, intake):
+    async def test_oversize_is_552_and_recorded(self, intake, js):
         with pytest.raises(aiosmtplib.SMTPResponseException) as err:
-            await intake.send(mail(body="x" * 300_000))
+            await intake.send(mail(sender="big@romashka.ru", body="x" * 300_000))
         assert err.value.code == 552
+        found = await records(js, "oversize")
+        assert any(r.reason == "over 200000 bytes" for r in found)
+
+    async def test_connections_over_the_limit_get_421(self, intake):
+        limit = intake.settings.max_smtp_connections
+        clients = [
+            aiosmtplib.SMTP(hostname="127.0.0.1", port=intake.settings.smtp_port, timeout=10)
+            for _ in range(limit)
+        ]
+        try:
+            for client in clients:
+                await client.connect()
+            extra = aiosmtplib.SMTP(
+                hostname="127.0.0.1", port=intake.settings.smtp_port, timeout=10
+            )
+            with pytest.raises(aiosmtplib.SMTPConnectResponseError) as err:
+                await extra.connect()
+            assert err.value.code == 421
+        finally:
+            for client in clients:
+                client.close()
 
 
 class TestThreading:

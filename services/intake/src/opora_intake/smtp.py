@@ -71,6 +71,15 @@ class SupportMailHandler:
             return TRY_LATER
         return result.smtp_reply()
 
+    async def record_oversize(self, envelope: Envelope) -> None:
+        """Record a message refused for its size (552)."""
+        with contextlib.suppress(NatsError, TimeoutError, NotReadyError):
+            await self.intake.record_refusal(
+                MailOutcome.OVERSIZE,
+                f"over {self.settings.max_message_bytes} bytes",
+                sender=envelope.mail_from,
+            )
+
     async def handle_exception(self, error: Exception) -> str:
         """Anything unexpected: 451, so the sender retries rather than loses the mail."""
         log.error("SMTP session error: %s", type(error).__name__, exc_info=error)
@@ -92,6 +101,13 @@ class _LimitedSMTP(SMTP):
         self._refused = False
         type(self).active += 1
         super().connection_made(transport)
+
+    async def push(self, status: Any) -> None:
+        text = status.decode() if isinstance(status, bytes) else str(status)
+        if text.startswith("552") and isinstance(self.event_handler, SupportMailHandler):
+            # aiosmtpd refuses an oversize message itself; record it before answering.
+            await self.event_handler.record_oversize(self.envelope)
+        await super().push(status)
 
     def connection_lost(self, error: Exception | None) -> None:
         if getattr(self, "_refused", False):
