@@ -71,13 +71,13 @@ class SupportMailHandler:
             return TRY_LATER
         return result.smtp_reply()
 
-    async def record_oversize(self, envelope: Envelope) -> None:
+    async def record_oversize(self, envelope: Envelope | None) -> None:
         """Record a message refused for its size (552)."""
         with contextlib.suppress(NatsError, TimeoutError, NotReadyError):
             await self.intake.record_refusal(
                 MailOutcome.OVERSIZE,
                 f"over {self.settings.max_message_bytes} bytes",
-                sender=envelope.mail_from,
+                sender=envelope.mail_from if envelope else None,
             )
 
     async def handle_exception(self, error: Exception) -> str:
