@@ -53,6 +53,7 @@ docs: $(STAMP) ## regenerate docs/asyncapi/*.json and docs/openapi/intake.json f
 
 bench: $(STAMP) ## benchmarks: each prints its figures beside a baseline measured in the same run
 	$(BIN)/python bench/bench_parse.py
+	$(BIN)/python bench/bench_sla_timers.py --timers 100000 --window 60
 
 clean: ## remove runtime data (var/) and caches, keep .venv
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

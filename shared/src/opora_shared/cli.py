@@ -11,6 +11,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import nats
 
@@ -148,6 +149,73 @@ def cmd_parse_email(args: argparse.Namespace) -> int:
     return parse_files(list(args.files), sys.stdout)
 
 
+def cmd_sla_deadlines(args: argparse.Namespace) -> int:
+    """Print a ticket's deadlines under a tenant's contract, as JSON."""
+    from datetime import datetime
+
+    from opora_shared.vocabulary import Priority
+    from opora_sla_timer.deadlines import deadlines
+
+    contract = ContractBook.from_dir(Path(args.contracts)).get(args.tenant)
+    if contract is None:
+        print(f"opora: no contract for tenant {args.tenant!r}", file=sys.stderr)
+        return 2
+    received = datetime.fromisoformat(args.received)
+    if received.tzinfo is None:
+        print(
+            "opora: --received needs a UTC offset, e.g. 2026-11-27T17:30:00+03:00", file=sys.stderr
+        )
+        return 2
+    due = deadlines(contract, Priority(args.priority), received)
+    zone = ZoneInfo(contract.calendar.timezone)
+    print(
+        json.dumps(
+            {
+                "tenant": contract.tenant,
+                "priority": args.priority,
+                "received": received.isoformat(),
+                "first_response_due": due.first_response_due.astimezone(zone).isoformat(),
+                "resolution_due": due.resolution_due.astimezone(zone).isoformat(),
+                "timezone": contract.calendar.timezone,
+            },
+            ensure_ascii=False,
+        )
+    )
+    return 0
+
+
+async def _explain(settings: OporaSettings, ticket_id: str) -> dict[str, object]:
+    from opora_shared.nats.history import ticket_events
+    from opora_sla_timer.adapters.state_kv import SlaStateStore
+
+    nc = await nats.connect(settings.nats_servers, connect_timeout=2, max_reconnect_attempts=2)
+    try:
+        js = nc.jetstream()
+        state, _ = await SlaStateStore(js).load(ticket_id)
+        events = [
+            e
+            for e in await ticket_events(js, ticket_id)
+            if e.family == "sla" or e.type == "ticket.updated"
+        ]
+    finally:
+        await nc.close()
+    return {
+        "ticket_id": ticket_id,
+        "clocks": state.model_dump(mode="json") if state else None,
+        "events": [e.model_dump(mode="json") for e in events],
+    }
+
+
+def cmd_sla_explain(args: argparse.Namespace) -> int:
+    """Show a ticket's clocks (deadlines, pauses, what fired) and its SLA history."""
+    report = asyncio.run(_explain(OporaSettings(), args.ticket))
+    if report["clocks"] is None and not report["events"]:
+        print(f"opora: no SLA clocks for ticket {args.ticket}", file=sys.stderr)
+        return 2
+    print(json.dumps(report, ensure_ascii=False, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``opora``."""
     parser = argparse.ArgumentParser(prog="opora", description="Opora's operator CLI")
@@ -166,6 +234,17 @@ def build_parser() -> argparse.ArgumentParser:
     parse = sub.add_parser("parse-email", help="parse mail files, one JSON line each")
     parse.add_argument("files", nargs="+")
     parse.set_defaults(func=cmd_parse_email)
+    sla = sub.add_parser("sla", help="SLA deadlines and clocks")
+    sla_sub = sla.add_subparsers(dest="sla_command", required=True)
+    dl = sla_sub.add_parser("deadlines", help="the deadlines of a ticket received at a moment")
+    dl.add_argument("--tenant", required=True)
+    dl.add_argument("--priority", required=True, choices=["P1", "P2", "P3", "P4"])
+    dl.add_argument("--received", required=True, help="ISO 8601 with offset")
+    dl.add_argument("--contracts", default="deploy/contracts")
+    dl.set_defaults(func=cmd_sla_deadlines)
+    explain = sla_sub.add_parser("explain", help="a ticket's clocks, pauses and SLA events")
+    explain.add_argument("ticket")
+    explain.set_defaults(func=cmd_sla_explain)
     contracts = sub.add_parser("contracts", help="tenant contracts")
     csub = contracts.add_subparsers(dest="contracts_command", required=True)
     validate = csub.add_parser("validate", help="validate every contract in a directory")

@@ -19,6 +19,12 @@ DLQ_STREAM = "OPORA_DLQ"
 """Messages a consumer gave up on, each with the reason."""
 DLQ_PREFIX = "opora.dlq"
 
+SLA_STREAM = "OPORA_SLA"
+"""SLA timers as NATS message schedules, and the messages they fire."""
+SLA_PREFIX = "opora.sla"
+SLA_BUCKET = "opora_sla"
+"""KV: each ticket's SLA clocks (the sla-timer's state), by ticket id."""
+
 INTAKE_STREAM = "OPORA_INTAKE"
 """What the intake did with every inbound mail, including those that made no ticket."""
 INTAKE_PREFIX = "opora.intake"
@@ -60,6 +66,19 @@ def tenant_events(tenant: str) -> str:
     return f"{EVENTS_PREFIX}.{tenant}.>"
 
 
+def sla_schedule(ticket_id: str, target: str, kind: str) -> str:
+    """The schedule subject of one timer: one subject per (ticket, target, kind)."""
+    return f"{SLA_PREFIX}.sched.{ticket_id}.{target}.{kind}"
+
+
+def sla_fire(ticket_id: str, target: str, kind: str) -> str:
+    """Where a timer's message goes when it falls due."""
+    return f"{SLA_PREFIX}.fire.{ticket_id}.{target}.{kind}"
+
+
+SLA_FIRE_ALL = f"{SLA_PREFIX}.fire.>"
+
+
 def mail_record(outcome: str) -> str:
     """The subject of an inbound mail's record."""
     return f"{INTAKE_PREFIX}.mail.{outcome}"
@@ -68,3 +87,19 @@ def mail_record(outcome: str) -> str:
 def dead_letter(consumer: str) -> str:
     """The dead-letter subject of one consumer."""
     return f"{DLQ_PREFIX}.{consumer}"
+
+
+def metric_subject(subject: str) -> str:
+    """A subject with its tenant, ticket and other unbounded tokens replaced by ``*``.
+
+    Metric labels must come from a bounded set and carry no ids: this is the form in which
+    subjects appear in them.
+    """
+    tokens = subject.split(".")
+    if subject.startswith(EVENTS_PREFIX + ".") and len(tokens) == 6:
+        tokens[2] = tokens[4] = "*"
+    elif subject.startswith(SLA_PREFIX + ".") and len(tokens) == 6:
+        tokens[3] = "*"
+    else:
+        tokens = ["*" if t.isdigit() or not t.isascii() else t for t in tokens]
+    return ".".join(tokens)

@@ -153,6 +153,11 @@ def _apply(view: TicketView, event: Event) -> None:
             view.sla.state = "responded"
         if view.sla and event.change is TicketChange.RESOLVED:
             view.sla.state = "stopped"
+    elif isinstance(event, SlaArmed) and view.sla is not None:
+        # re-armed (paused, resumed, priority changed...): new deadlines, same history
+        view.sla.priority = event.priority
+        view.sla.first_response_due = event.first_response_due
+        view.sla.resolution_due = event.resolution_due
     elif isinstance(event, SlaArmed):
         view.sla = SlaView(
             priority=event.priority,

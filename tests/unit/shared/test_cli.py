@@ -34,3 +34,61 @@ class TestParseEmail:
         assert first["from"] == "a@romashka.ru"
         assert first["ticket_ref"] == "42"
         assert "error" in second
+
+
+class TestSlaDeadlines:
+    def test_prints_business_hours_deadlines_in_the_contract_timezone(self, capsys):
+        code = main(
+            [
+                "sla",
+                "deadlines",
+                "--tenant",
+                "romashka",
+                "--priority",
+                "P3",
+                "--received",
+                "2026-11-27T17:30:00+03:00",
+                "--contracts",
+                str(CONTRACTS),
+            ]
+        )
+        assert code == 0
+        result = json.loads(capsys.readouterr().out)
+        assert result["first_response_due"] == "2026-11-30T10:30:00+03:00"
+
+    def test_naive_time_or_unknown_tenant_is_exit_2(self, capsys):
+        assert (
+            main(
+                [
+                    "sla",
+                    "deadlines",
+                    "--tenant",
+                    "romashka",
+                    "--priority",
+                    "P3",
+                    "--received",
+                    "2026-11-27T17:30:00",
+                    "--contracts",
+                    str(CONTRACTS),
+                ]
+            )
+            == 2
+        )
+        assert (
+            main(
+                [
+                    "sla",
+                    "deadlines",
+                    "--tenant",
+                    "nobody",
+                    "--priority",
+                    "P3",
+                    "--received",
+                    "2026-11-27T17:30:00Z",
+                    "--contracts",
+                    str(CONTRACTS),
+                ]
+            )
+            == 2
+        )
+        assert "offset" in capsys.readouterr().err

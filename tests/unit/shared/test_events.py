@@ -137,3 +137,18 @@ class TestSubjects:
         pattern = subjects.ticket_history("55").split(".")
         assert len(pattern) == len(subject.split("."))
         assert all(p in ("*", s) for p, s in zip(pattern, subject.split("."), strict=True))
+
+
+class TestMetricSubjects:
+    @pytest.mark.parametrize(
+        ("subject", "shape"),
+        [
+            ("opora.ev.romashka.ticket.1042.received", "opora.ev.*.ticket.*.received"),
+            ("opora.sla.fire.1042.resolution.breach", "opora.sla.fire.*.resolution.breach"),
+            ("opora.dlq.classifier", "opora.dlq.classifier"),
+            ("opora.intake.mail.duplicate", "opora.intake.mail.duplicate"),
+            ("something.12345.else", "something.*.else"),
+        ],
+    )
+    def test_ids_never_reach_metric_labels(self, subject, shape):
+        assert subjects.metric_subject(subject) == shape

@@ -143,3 +143,21 @@ class TestFold:
         _, classified, *_ = history()
         with pytest.raises(TicketNotFoundError):
             fold([classified])
+
+
+class TestRearm:
+    def test_a_later_sla_armed_moves_deadlines_but_keeps_history(self):
+        received, classified, armed, _ = history()
+        ack = update(received, 5, TicketChange.ACKNOWLEDGED)
+        later = SlaArmed(
+            **envelope(received, 6),
+            priority=Priority.P3,
+            first_response_due=T0 + timedelta(hours=2),
+            resolution_due=T0 + timedelta(hours=30),
+            timezone="Europe/Moscow",
+            generation=2,
+        )
+        view = fold([received, classified, armed, ack, later])
+        assert view.sla.resolution_due == T0 + timedelta(hours=30)
+        assert view.sla.state == "responded"
+        assert view.sla.first_response_at == T0 + timedelta(minutes=5)

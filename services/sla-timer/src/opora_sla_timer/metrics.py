@@ -1,10 +1,10 @@
 """SLA timer metrics, on the registry the composition root passes in."""
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 
 class SlaMetrics:
-    """Counters of clocks armed and SLA events emitted (bounded labels only)."""
+    """Clocks armed, SLA events emitted and timer lateness (bounded labels only)."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.armed = Counter(
@@ -18,4 +18,10 @@ class SlaMetrics:
             "SLA events emitted (warning, breach, escalation)",
             ["tenant", "kind"],
             registry=registry,
+        )
+        self.lateness = Histogram(
+            "opora_sla_fire_lateness_seconds",
+            "How late SLA timers fired after their due time",
+            registry=registry,
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600),
         )

@@ -26,6 +26,9 @@ class SlaWarning(Event):
     target: SlaTarget
     due_at: AwareDatetime
     threshold: float = Field(ge=0.0, le=1.0)
+    late_by_s: float = Field(
+        default=0.0, description="how late the timer fired (e.g. after a restart)"
+    )
 
 
 class SlaBreached(Event):
@@ -34,6 +37,9 @@ class SlaBreached(Event):
     type: Literal["sla.breached"] = "sla.breached"
     target: SlaTarget
     due_at: AwareDatetime
+    late_by_s: float = Field(
+        default=0.0, description="how late the timer fired (e.g. after a restart)"
+    )
 
 
 class TicketEscalated(Event):

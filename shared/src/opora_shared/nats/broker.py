@@ -11,13 +11,13 @@ from typing import Any
 
 from faststream import AckPolicy
 from faststream.nats import ConsumerConfig, JStream, NatsBroker, PullSub
-from faststream.nats.prometheus import NatsPrometheusMiddleware
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
 from prometheus_client import CollectorRegistry
 
 from opora_shared import subjects
 from opora_shared.nats.deadletter import dead_letter_middleware
+from opora_shared.nats.metrics import bounded_prometheus_middleware
 from opora_shared.settings import OporaSettings
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def make_broker(
         dead_letter_middleware(lambda: broker, consumer=service, max_deliver=settings.max_deliver)
     ]
     if registry is not None:
-        middlewares.insert(0, NatsPrometheusMiddleware(registry=registry, app_name=service))
+        middlewares.insert(0, bounded_prometheus_middleware(registry, service))
     broker_logger = logging.getLogger(f"opora.{service}.broker")
     broker_logger.addFilter(_IdleFetchTimeoutFilter())
     broker = NatsBroker(

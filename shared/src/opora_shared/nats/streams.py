@@ -58,6 +58,22 @@ def stream_configs(policy: StorePolicy) -> list[StreamConfig]:
             deny_purge=False,
         ),
         StreamConfig(
+            name=subjects.SLA_STREAM,
+            description="SLA timers (message schedules) and what they fire",
+            subjects=[f"{subjects.SLA_PREFIX}.sched.>", f"{subjects.SLA_PREFIX}.fire.>"],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            # one message per subject: a republished schedule replaces the old one, and a
+            # fired message replaces the previous firing of the same timer
+            max_msgs_per_subject=1,
+            max_age=0,  # never let limits delete a pending schedule (it would never fire)
+            duplicate_window=policy.duplicate_window_s,
+            num_replicas=policy.replicas,
+            allow_msg_schedules=True,
+            allow_rollup_hdrs=True,
+            deny_purge=False,
+        ),
+        StreamConfig(
             name=subjects.INTAKE_STREAM,
             description="What the intake did with every inbound mail, with the reason",
             subjects=[f"{subjects.INTAKE_PREFIX}.>"],
@@ -89,6 +105,13 @@ def bucket_configs(policy: StorePolicy) -> list[KeyValueConfig]:
         KeyValueConfig(
             bucket=subjects.TICKET_IDS_BUCKET,
             description="ticket number counter and channel-id index",
+            history=1,
+            storage=StorageType.FILE,
+            replicas=policy.replicas,
+        ),
+        KeyValueConfig(
+            bucket=subjects.SLA_BUCKET,
+            description="each ticket's SLA clocks",
             history=1,
             storage=StorageType.FILE,
             replicas=policy.replicas,
@@ -146,7 +169,12 @@ async def provision(js: JetStreamContext, policy: StorePolicy | None = None) -> 
 async def check_ready(js: JetStreamContext) -> list[str]:
     """The streams and buckets that are missing; empty when the service can work."""
     missing = []
-    for name in (subjects.EVENTS_STREAM, subjects.INTAKE_STREAM, subjects.DLQ_STREAM):
+    for name in (
+        subjects.EVENTS_STREAM,
+        subjects.SLA_STREAM,
+        subjects.INTAKE_STREAM,
+        subjects.DLQ_STREAM,
+    ):
         try:
             await js.stream_info(name)
         except NotFoundError:
@@ -155,6 +183,7 @@ async def check_ready(js: JetStreamContext) -> list[str]:
         f"KV_{subjects.TICKET_IDS_BUCKET}",
         f"KV_{subjects.TOKENS_BUCKET}",
         f"KV_{subjects.MAIL_GUARD_BUCKET}",
+        f"KV_{subjects.SLA_BUCKET}",
         f"OBJ_{subjects.ATTACHMENTS_BUCKET}",
     ):
         try:

@@ -1,0 +1,1 @@
+"""SLA timer adapters: the clocks' KV state and the NATS message schedules."""

@@ -1,0 +1,120 @@
+"""kill -9 the sla-timer at random moments during 500 live timers: every event exactly once."""
+
+import asyncio
+import os
+import random
+import shutil
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+
+import nats
+import pytest
+
+from opora_shared import subjects
+from opora_shared.events import SlaBreached, TicketClassified
+from opora_shared.nats.streams import provision
+from opora_shared.stack import ServiceProcess
+from opora_shared.testing.contracts import write_fast_contracts
+from opora_shared.testing.plugin import start_nats
+from opora_shared.testing.stored import stored
+from opora_shared.testing.waiting import wait_for
+from opora_shared.vocabulary import Category, Kind, Language, Priority, Scope
+
+TICKETS = 500
+TENANT = "acme"
+EXPECTED = {"armed": 1, "warning": 2, "breached": 2, "escalated": 2}
+
+
+@pytest.fixture
+async def world(tmp_path):
+    server = start_nats(tmp_path / "nats" / "store")
+    nc = await nats.connect(server.url)
+    await provision(nc.jetstream())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPORA_")}
+    env |= {
+        "OPORA_NATS_URL": server.url,
+        "OPORA_METRICS_PORT": "0",
+        "OPORA_ACK_WAIT_S": "2",
+        "OPORA_CONTRACTS_DIR": str(write_fast_contracts(tmp_path / "contracts", TENANT)),
+    }
+    service = ServiceProcess("sla-timer", env, tmp_path / "sla-timer.log")
+    yield nc, service, tmp_path
+    service.stop()
+    await nc.close()
+    server.stop()
+    shutil.rmtree(tmp_path / "nats", ignore_errors=True)
+
+
+async def counts(js) -> dict[str, Counter[str]]:
+    """Per ticket, how many SLA events of each name the stream holds."""
+    info = await js.stream_info(
+        subjects.EVENTS_STREAM, subjects_filter=f"{subjects.EVENTS_PREFIX}.{TENANT}.sla.>"
+    )
+    per_ticket: dict[str, Counter[str]] = {}
+    for subject, n in (info.state.subjects or {}).items():
+        *_, ticket_id, name = subject.split(".")
+        per_ticket.setdefault(ticket_id, Counter())[name] += n
+    return per_ticket
+
+
+class TestSlaTimerCrash:
+    async def test_every_expected_event_arrives_exactly_once(self, world):
+        nc, service, tmp = world
+        js = nc.jetstream()
+        rng = random.Random(2026)  # noqa: S311 - test data
+        service.start()
+        now = datetime.now(UTC)
+        ids = [str(10**9 + i) for i in range(TICKETS)]
+        for ticket_id in ids:
+            event = TicketClassified(
+                event_id=uuid.uuid4(),
+                occurred_at=now,
+                tenant=TENANT,
+                ticket_id=ticket_id,
+                category=Category.NETWORK,
+                kind=Kind.INCIDENT,
+                scope=Scope.INCLUDED,
+                priority=rng.choice(list(Priority)),
+                language=Language.EN,
+                confidence=0.9,
+                received_at=now,
+                contract_revision="x",
+                classifier_version="t",
+            )
+            await js.publish(
+                subjects.event_subject(event),
+                event.model_dump_json().encode(),
+                headers={"Nats-Msg-Id": str(event.event_id)},
+            )
+        kills = 0
+        for _ in range(3):  # three crashes at random moments while timers fall due
+            await asyncio.sleep(rng.uniform(0.8, 2.5))  # the random moment of the crash
+            service.kill9()
+            kills += 1
+            await asyncio.sleep(rng.uniform(0.5, 2.0))  # down: timers fall due meanwhile
+            service.start()
+
+        async def complete() -> bool:
+            per_ticket = await counts(js)
+            return len(per_ticket) == TICKETS and all(
+                sum(c.values()) >= sum(EXPECTED.values()) for c in per_ticket.values()
+            )
+
+        try:
+            await wait_for(complete, timeout=90, interval=0.5, message="every SLA event")
+        except TimeoutError:
+            print((tmp / "sla-timer.log").read_text()[-5000:])
+            raise
+        await asyncio.sleep(2.5)  # longer than the ack wait: any redelivered duplicate shows
+        per_ticket = await counts(js)
+        wrong = {t: dict(c) for t, c in per_ticket.items() if dict(c) != EXPECTED}
+        assert kills == 3
+        assert set(per_ticket) == set(ids)
+        assert wrong == {}
+        breaches = await stored(
+            js, f"{subjects.EVENTS_PREFIX}.{TENANT}.sla.*.breached", SlaBreached
+        )
+        late = [b.late_by_s for b in breaches]
+        print(f"\nbreaches: {len(late)}, fired >1 s late (while down): {sum(x > 1 for x in late)}")
+        assert max(late) > 0.5, "no timer fell due while the service was down"
