@@ -118,3 +118,56 @@ class TestSlaTimerCrash:
         late = [b.late_by_s for b in breaches]
         print(f"\nbreaches: {len(late)}, fired >1 s late (while down): {sum(x > 1 for x in late)}")
         assert max(late) > 0.5, "no timer fell due while the service was down"
+
+
+class TestSlaTimerReplicas:
+    async def test_two_replicas_share_the_timers_and_a_dead_ones_share_moves(self, world):
+        nc, first, tmp = world
+        js = nc.jetstream()
+        second = ServiceProcess("sla-timer", first.env, tmp / "sla-timer-2.log")
+        first.start()
+        second.start()
+        try:
+            now = datetime.now(UTC)
+            ids = [str(2 * 10**9 + i) for i in range(200)]
+            for ticket_id in ids:
+                event = TicketClassified(
+                    event_id=uuid.uuid4(),
+                    occurred_at=now,
+                    tenant=TENANT,
+                    ticket_id=ticket_id,
+                    category=Category.NETWORK,
+                    kind=Kind.INCIDENT,
+                    scope=Scope.INCLUDED,
+                    priority=Priority.P2,
+                    language=Language.EN,
+                    confidence=0.9,
+                    received_at=now,
+                    contract_revision="x",
+                    classifier_version="t",
+                )
+                await js.publish(
+                    subjects.event_subject(event),
+                    event.model_dump_json().encode(),
+                    headers={"Nats-Msg-Id": str(event.event_id)},
+                )
+
+            async def some_fired() -> bool:
+                return any(c["warning"] for c in (await counts(js)).values())
+
+            await wait_for(some_fired, timeout=20, message="the first warnings")
+            second.kill9()  # dies for good; its unacknowledged firings go to the survivor
+
+            async def complete() -> bool:
+                per_ticket = await counts(js)
+                return len(per_ticket) == len(ids) and all(
+                    sum(c.values()) >= sum(EXPECTED.values()) for c in per_ticket.values()
+                )
+
+            await wait_for(complete, timeout=60, interval=0.5, message="every SLA event")
+            await asyncio.sleep(2.5)  # longer than the ack wait: any duplicate shows
+            per_ticket = await counts(js)
+            assert {t: dict(c) for t, c in per_ticket.items() if dict(c) != EXPECTED} == {}
+            assert first.running
+        finally:
+            second.stop()
