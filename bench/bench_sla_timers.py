@@ -22,20 +22,20 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
-from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import nats
 
 from opora_shared import subjects
-from opora_shared.events import TicketClassified, parse_event
+from opora_shared.events import parse_event
 from opora_shared.nats.streams import provision
 from opora_shared.stack import ServiceProcess
 from opora_shared.testing.contracts import FAST, write_fast_contracts
+from opora_shared.testing.factories import make_ticket_classified
 from opora_shared.testing.plugin import start_nats
-from opora_shared.vocabulary import Category, Kind, Language, Priority, Scope
+from opora_shared.testing.stored import event_counts
+from opora_shared.vocabulary import Priority
 
 TENANT = "bench"
 PRIORITY = Priority.P4  # first response 5.4 s, resolution 10.8 s after "received"
@@ -120,20 +120,12 @@ async def main() -> None:
     pending = []
     for i in range(tickets):
         received = start + timedelta(seconds=lead - warn_first + i * window_per_ticket)
-        event = TicketClassified(
-            event_id=uuid.uuid4(),
-            occurred_at=start,
+        event = make_ticket_classified(
             tenant=TENANT,
             ticket_id=str(10**9 + i),
-            category=Category.NETWORK,
-            kind=Kind.INCIDENT,
-            scope=Scope.INCLUDED,
-            priority=PRIORITY,
-            language=Language.EN,
-            confidence=0.9,
+            occurred_at=start,
             received_at=received,
-            contract_revision="b",
-            classifier_version="b",
+            priority=PRIORITY,
         )
         pending.append(
             js.publish(
@@ -184,13 +176,7 @@ async def main() -> None:
     events = fired()
     # duplicates are judged on what the stream stored (a core subscriber also sees publishes
     # that JetStream then dropped as duplicates)
-    info = await js.stream_info(
-        subjects.EVENTS_STREAM, subjects_filter=f"{subjects.EVENTS_PREFIX}.{TENANT}.sla.>"
-    )
-    per_ticket: dict[str, Counter[str]] = {}
-    for subject, n in (info.state.subjects or {}).items():
-        *_, ticket_id, name = subject.split(".")
-        per_ticket.setdefault(ticket_id, Counter())[name] += n
+    per_ticket = await event_counts(js, f"{subjects.EVENTS_PREFIX}.{TENANT}.sla.>")
     expected_counts = {"armed": 1, "warning": 2, "breached": 2, "escalated": 2}
     duplicates = sum(
         max(0, n - expected_counts[name])

@@ -4,7 +4,6 @@ import asyncio
 import os
 import random
 import shutil
-import uuid
 from collections import Counter
 from datetime import UTC, datetime
 
@@ -12,14 +11,15 @@ import nats
 import pytest
 
 from opora_shared import subjects
-from opora_shared.events import SlaBreached, TicketClassified
+from opora_shared.events import SlaBreached
 from opora_shared.nats.streams import provision
 from opora_shared.stack import ServiceProcess
 from opora_shared.testing.contracts import write_fast_contracts
+from opora_shared.testing.factories import make_ticket_classified
 from opora_shared.testing.plugin import start_nats
-from opora_shared.testing.stored import stored
+from opora_shared.testing.stored import event_counts, stored
 from opora_shared.testing.waiting import wait_for
-from opora_shared.vocabulary import Category, Kind, Language, Priority, Scope
+from opora_shared.vocabulary import Priority
 
 TICKETS = 500
 TENANT = "acme"
@@ -48,14 +48,21 @@ async def world(tmp_path):
 
 async def counts(js) -> dict[str, Counter[str]]:
     """Per ticket, how many SLA events of each name the stream holds."""
-    info = await js.stream_info(
-        subjects.EVENTS_STREAM, subjects_filter=f"{subjects.EVENTS_PREFIX}.{TENANT}.sla.>"
-    )
-    per_ticket: dict[str, Counter[str]] = {}
-    for subject, n in (info.state.subjects or {}).items():
-        *_, ticket_id, name = subject.split(".")
-        per_ticket.setdefault(ticket_id, Counter())[name] += n
-    return per_ticket
+    return await event_counts(js, f"{subjects.EVENTS_PREFIX}.{TENANT}.sla.>")
+
+
+async def publish_classified(js, ids: list[str], priorities) -> None:
+    """Classify these tickets now (the sla-timer arms their clocks)."""
+    now = datetime.now(UTC)
+    for ticket_id in ids:
+        event = make_ticket_classified(
+            tenant=TENANT, ticket_id=ticket_id, occurred_at=now, priority=priorities()
+        )
+        await js.publish(
+            subjects.event_subject(event),
+            event.model_dump_json().encode(),
+            headers={"Nats-Msg-Id": str(event.event_id)},
+        )
 
 
 class TestSlaTimerCrash:
@@ -64,29 +71,8 @@ class TestSlaTimerCrash:
         js = nc.jetstream()
         rng = random.Random(2026)  # noqa: S311 - test data
         service.start()
-        now = datetime.now(UTC)
         ids = [str(10**9 + i) for i in range(TICKETS)]
-        for ticket_id in ids:
-            event = TicketClassified(
-                event_id=uuid.uuid4(),
-                occurred_at=now,
-                tenant=TENANT,
-                ticket_id=ticket_id,
-                category=Category.NETWORK,
-                kind=Kind.INCIDENT,
-                scope=Scope.INCLUDED,
-                priority=rng.choice(list(Priority)),
-                language=Language.EN,
-                confidence=0.9,
-                received_at=now,
-                contract_revision="x",
-                classifier_version="t",
-            )
-            await js.publish(
-                subjects.event_subject(event),
-                event.model_dump_json().encode(),
-                headers={"Nats-Msg-Id": str(event.event_id)},
-            )
+        await publish_classified(js, ids, lambda: rng.choice(list(Priority)))
         kills = 0
         for _ in range(3):  # three crashes at random moments while timers fall due
             await asyncio.sleep(rng.uniform(0.8, 2.5))  # the random moment of the crash
@@ -128,29 +114,8 @@ class TestSlaTimerReplicas:
         first.start()
         second.start()
         try:
-            now = datetime.now(UTC)
             ids = [str(2 * 10**9 + i) for i in range(200)]
-            for ticket_id in ids:
-                event = TicketClassified(
-                    event_id=uuid.uuid4(),
-                    occurred_at=now,
-                    tenant=TENANT,
-                    ticket_id=ticket_id,
-                    category=Category.NETWORK,
-                    kind=Kind.INCIDENT,
-                    scope=Scope.INCLUDED,
-                    priority=Priority.P2,
-                    language=Language.EN,
-                    confidence=0.9,
-                    received_at=now,
-                    contract_revision="x",
-                    classifier_version="t",
-                )
-                await js.publish(
-                    subjects.event_subject(event),
-                    event.model_dump_json().encode(),
-                    headers={"Nats-Msg-Id": str(event.event_id)},
-                )
+            await publish_classified(js, ids, lambda: Priority.P2)
 
             async def some_fired() -> bool:
                 return any(c["warning"] for c in (await counts(js)).values())

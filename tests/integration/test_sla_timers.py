@@ -21,14 +21,10 @@ from opora_shared.events import (
 )
 from opora_shared.nats.publish import publish_event
 from opora_shared.testing.contracts import write_fast_contracts
-from opora_shared.testing.factories import unique_ticket_id
+from opora_shared.testing.factories import make_ticket_classified
 from opora_shared.testing.waiting import wait_for
 from opora_shared.vocabulary import (
-    Category,
-    Kind,
-    Language,
     Priority,
-    Scope,
     SlaTarget,
     TicketChange,
 )
@@ -68,21 +64,7 @@ async def sla(nats_url, tmp_path, nc):
 
 def classified(tenant: str, priority=Priority.P3, received_at=None) -> TicketClassified:
     now = received_at or datetime.now(UTC)
-    return TicketClassified(
-        event_id=uuid.uuid4(),
-        occurred_at=now,
-        tenant=tenant,
-        ticket_id=unique_ticket_id(),
-        category=Category.NETWORK,
-        kind=Kind.INCIDENT,
-        scope=Scope.INCLUDED,
-        priority=priority,
-        language=Language.EN,
-        confidence=0.9,
-        received_at=now,
-        contract_revision="x",
-        classifier_version="t",
-    )
+    return make_ticket_classified(tenant=tenant, priority=priority, occurred_at=now)
 
 
 def updated(event, change: TicketChange, **extra) -> TicketUpdated:

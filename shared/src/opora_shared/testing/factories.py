@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from opora_shared.contracts import Contract
-from opora_shared.events import Requester, TicketReceived
-from opora_shared.vocabulary import Channel
+from opora_shared.events import Requester, TicketClassified, TicketReceived
+from opora_shared.vocabulary import Category, Channel, Kind, Language, Priority, Scope
 
 
 def unique_ticket_id() -> str:
@@ -50,3 +50,25 @@ def make_contract(**overrides: Any) -> Contract:
     }
     data.update(overrides)
     return Contract.model_validate(data)
+
+
+def make_ticket_classified(**overrides: Any) -> TicketClassified:
+    """A TicketClassified (network incident, P3, received now), overridable per field."""
+    now = overrides.get("occurred_at") or datetime.now(UTC)
+    fields: dict[str, Any] = {
+        "event_id": uuid.uuid4(),
+        "occurred_at": now,
+        "tenant": "romashka",
+        "ticket_id": unique_ticket_id(),
+        "category": Category.NETWORK,
+        "kind": Kind.INCIDENT,
+        "scope": Scope.INCLUDED,
+        "priority": Priority.P3,
+        "language": Language.EN,
+        "confidence": 0.9,
+        "received_at": now,
+        "contract_revision": "test",
+        "classifier_version": "test",
+    }
+    fields.update(overrides)
+    return TicketClassified(**fields)

@@ -1,5 +1,6 @@
 """Reading what a stream holds on a subject, for assertions in tests."""
 
+from collections import Counter
 from typing import TypeVar
 
 from nats.js import JetStreamContext
@@ -26,3 +27,15 @@ async def stored(
         return found
     finally:
         await sub.unsubscribe()
+
+
+async def event_counts(js: JetStreamContext, pattern: str) -> dict[str, Counter[str]]:
+    """Per ticket, how many events of each name the events stream holds under ``pattern``."""
+    from opora_shared import subjects
+
+    info = await js.stream_info(subjects.EVENTS_STREAM, subjects_filter=pattern)
+    per_ticket: dict[str, Counter[str]] = {}
+    for subject, n in (info.state.subjects or {}).items():
+        *_, ticket_id, name = subject.split(".")
+        per_ticket.setdefault(ticket_id, Counter())[name] += n
+    return per_ticket
