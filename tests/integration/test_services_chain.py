@@ -1,5 +1,7 @@
 """Classifier, sla-timer and notifier in this process, over a real NATS: one ticket, one ack."""
 
+import uuid
+from datetime import UTC, datetime
 from email import message_from_bytes, policy
 
 import pytest
@@ -9,11 +11,13 @@ from opora_classifier.app import create_app as classifier_app
 from opora_classifier.settings import ClassifierSettings
 from opora_notifier.app import create_app as notifier_app
 from opora_notifier.settings import NotifierSettings
-from opora_shared.events import NotificationSent, SlaArmed, TicketClassified
+from opora_shared import subjects
+from opora_shared.events import Actor, NotificationSent, SlaArmed, TicketClassified, TicketUpdated
 from opora_shared.nats.history import last_event, ticket_events
 from opora_shared.nats.publish import publish_event
 from opora_shared.testing.factories import make_ticket_received
 from opora_shared.testing.waiting import wait_for
+from opora_shared.vocabulary import TicketChange
 from opora_sla_timer.app import create_app as sla_app
 from opora_sla_timer.settings import SlaTimerSettings
 
@@ -78,3 +82,48 @@ class TestChain:
             "подтвердим вашу организацию"
             in message_from_bytes(path.read_bytes(), policy=policy.default).get_content()
         )
+
+    async def test_a_rearmed_ticket_is_not_acknowledged_again(self, services, js):
+        apps, outbox = services
+        received = make_ticket_received(
+            tenant="vector",
+            subject="VPN drops",
+            body="Every hour",
+            requester={"email": "bob@vector-logistics.com"},
+        )
+        await publish_event(apps[0].broker, received)
+        await wait_for(
+            lambda: last_event(js, NotificationSent, "vector", received.ticket_id),
+            timeout=10,
+            message="acknowledgement",
+        )
+        await publish_event(
+            apps[0].broker,
+            TicketUpdated(
+                event_id=uuid.uuid4(),
+                occurred_at=datetime.now(UTC),
+                tenant="vector",
+                ticket_id=received.ticket_id,
+                change=TicketChange.WAITING_ON_CLIENT,
+                actor=Actor(kind="engineer", id="maria@opora.local"),
+            ),
+        )
+
+        async def rearmed():
+            armed = await last_event(js, SlaArmed, "vector", received.ticket_id)
+            return armed.generation > 1
+
+        await wait_for(rearmed, timeout=10, message="re-armed")
+
+        async def notifier_idle():
+            info = await js.consumer_info(subjects.EVENTS_STREAM, "notifier-ack")
+            return info.num_pending == 0 and info.num_ack_pending == 0
+
+        await wait_for(notifier_idle, timeout=10, message="the notifier caught up")
+        sent = [
+            e
+            for e in await ticket_events(js, received.ticket_id)
+            if isinstance(e, NotificationSent)
+        ]
+        assert len(sent) == 1
+        assert len(list(outbox.glob(f"{received.ticket_id}-*.eml"))) == 1

@@ -106,6 +106,8 @@ def register(
     )
     async def on_armed(event: SlaArmed) -> None:
         """Acknowledge a ticket to its requester with the real first-response deadline."""
+        if event.generation != 1:
+            return  # re-armed (paused, resumed, priority changed): acknowledged already
         await acknowledge(event.tenant, event.ticket_id, event)
 
     @broker.subscriber(
