@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install tools run test test-unit test-integration test-e2e lint fmt docs bench clean
+.PHONY: help install tools model run test test-unit test-integration test-e2e lint fmt docs bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ fmt: $(STAMP) ## format and autofix
 
 docs: $(STAMP) ## regenerate docs/asyncapi/*.json and docs/openapi/intake.json from the code
 	$(BIN)/opora docs
+
+model: $(STAMP) ## rebuild the classifier model from services/classifier/data (reproducible)
+	$(BIN)/python -m opora_classifier.train
 
 bench: $(STAMP) ## benchmarks: each prints its figures beside a baseline measured in the same run
 	$(BIN)/python bench/bench_parse.py
