@@ -17,16 +17,27 @@ def create_app(
     clock: Clock = utc_now,
     registry: CollectorRegistry | None = None,
 ) -> FastStream:
-    """Wire the classifier: broker, contracts, metrics and handlers."""
+    """Wire the classifier: broker, contracts, model, metrics and handlers."""
     registry = registry if registry is not None else CollectorRegistry()
     broker = make_broker(settings, service="classifier", registry=registry)
     contracts = ContractStore(settings.contracts_dir)
+    model = handlers.ModelHolder(settings.model_dir)
+
+    def start() -> None:
+        contracts.load()
+        model.load()
+
     handlers.register(
-        broker, settings, contracts=contracts, metrics=ClassifierMetrics(registry), clock=clock
+        broker,
+        settings,
+        contracts=contracts,
+        model=model,
+        metrics=ClassifierMetrics(registry),
+        clock=clock,
     )
     return build_app(
         broker,
         title="opora-classifier",
         description="Tags every ticket with category, kind, scope, priority and language.",
-        on_start=contracts.load,
+        on_start=start,
     )

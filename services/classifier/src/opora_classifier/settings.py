@@ -1,6 +1,10 @@
 """Classifier settings (``OPORA_`` environment variables)."""
 
+from pathlib import Path
+
 from opora_shared.settings import OporaSettings
+
+MODEL_DIR = Path(__file__).resolve().parents[2] / "model"
 
 
 class ClassifierSettings(OporaSettings):
@@ -9,3 +13,5 @@ class ClassifierSettings(OporaSettings):
     metrics_port: int = 9102
     review_threshold: float = 0.5
     """Below this confidence the scope is needs_review."""
+    model_dir: Path = MODEL_DIR
+    """The trained model (``make model`` builds it from services/classifier/data)."""
