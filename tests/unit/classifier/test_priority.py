@@ -2,7 +2,7 @@
 
 import pytest
 
-from opora_classifier.priority import assess_priority
+from opora_classifier.priority import _rule_priority, assess_priority
 from opora_shared.vocabulary import Kind, Priority
 
 
@@ -64,3 +64,18 @@ def test_vip_sender_raises_an_incident() -> None:
     got, reasons = assess_priority("Outlook", "Outlook freezes", Kind.INCIDENT, vip_sender=True)
     assert got == Priority.P2
     assert any("vip_sender" in reason for reason in reasons)
+
+
+def test_strong_signal_overrides_the_learned_model() -> None:
+    got, reasons = assess_priority(
+        "Файлы", "Все файлы зашифрованы, на рабочем столе записка о выкупе.", Kind.INCIDENT
+    )
+    assert got == Priority.P1
+    assert any("security_incident_in_progress" in reason for reason in reasons)
+    assert not any("learned model" in reason for reason in reasons)
+
+
+def test_rules_alone_without_a_model() -> None:
+    got, reasons = _rule_priority("Как", "Как добавить подпись в Outlook?", Kind.QUESTION)
+    assert got == Priority.P4
+    assert reasons == ("question → P4",)

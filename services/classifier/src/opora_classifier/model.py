@@ -22,9 +22,10 @@ from sklearn.feature_extraction.text import TfidfVectorizer  # type: ignore[impo
 from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped,unused-ignore]
 from sklearn.pipeline import FeatureUnion  # type: ignore[import-untyped,unused-ignore]
 
+from opora_classifier.priority import PriorityModel, use_model
 from opora_shared.vocabulary import Category, Kind
 
-TRAINING_CODE_VERSION = "model-2"
+TRAINING_CODE_VERSION = "model-3"
 """Bump when features or hyper-parameters change: it is part of the model version."""
 
 MODEL_FILE = "model.joblib"
@@ -587,7 +588,9 @@ class TicketModel:
         category: LogisticRegression,
         kind: LogisticRegression,
         meta: Mapping[str, Any],
+        priority: PriorityModel | None = None,
     ) -> None:
+        self.priority = priority
         self._features = features
         self._category = category
         self._kind = kind
@@ -663,7 +666,12 @@ class TicketModel:
         """Write ``model.joblib`` and ``model.json`` into a directory."""
         directory.mkdir(parents=True, exist_ok=True)
         joblib.dump(
-            {"features": self._features, "category": self._category, "kind": self._kind},
+            {
+                "features": self._features,
+                "category": self._category,
+                "kind": self._kind,
+                "priority": self.priority,
+            },
             directory / MODEL_FILE,
             compress=3,
         )
@@ -677,7 +685,9 @@ class TicketModel:
         """Read a model saved by ``save`` (a trusted, shipped artifact: joblib is pickle)."""
         pipelines = joblib.load(directory / MODEL_FILE)
         meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
-        return cls(pipelines["features"], pipelines["category"], pipelines["kind"], meta)
+        priority = pipelines.get("priority")
+        use_model(priority)  # assess_priority decides with the loaded model's priority layer
+        return cls(pipelines["features"], pipelines["category"], pipelines["kind"], meta, priority)
 
 
 def corpus_version(records: Iterable[Mapping[str, Any]]) -> str:
@@ -692,16 +702,22 @@ def train(
     records: Sequence[Mapping[str, Any]],
     *,
     seed: int = 0,
-    c: float = 10.0,
+    c: float = 30.0,  # 5-fold CV on the training split: 0.850 at C=10, 0.854 at C=30
     lexicon_weight: float = LEXICON_WEIGHT,
 ) -> TicketModel:
-    """Fit category and kind pipelines on labelled records (id, subject, body, category, kind)."""
+    """Fit category, kind and priority on labelled records (id, subject, body, category, kind,
+    priority)."""
     ordered = sorted(records, key=lambda r: str(r["id"]))
     texts = [ticket_text(str(r["subject"]), str(r["body"])) for r in ordered]
     features = _features(lexicon_weight)
     matrix = features.fit_transform(texts)
     category = _classifier(seed, c).fit(matrix, [str(r["category"]) for r in ordered])
     kind = _classifier(seed, c).fit(matrix, [str(r["kind"]) for r in ordered])
+    priority = PriorityModel.fit(
+        [(str(r["subject"]), str(r["body"]), Kind(str(r["kind"]))) for r in ordered],
+        [str(r["priority"]) for r in ordered],
+        seed=seed,
+    )
     meta = {
         "version": corpus_version(ordered),
         "code_version": TRAINING_CODE_VERSION,
@@ -709,4 +725,4 @@ def train(
         "seed": seed,
         "trained_on": len(ordered),
     }
-    return TicketModel(features, category, kind, meta)
+    return TicketModel(features, category, kind, meta, priority)

@@ -9,7 +9,16 @@ lower it. Text is lowercased with ё folded to е before matching.
 """
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib  # type: ignore[import-untyped,unused-ignore]
+import numpy as np
+from scipy.sparse import hstack  # type: ignore[import-untyped,unused-ignore]
+from sklearn.feature_extraction.text import TfidfVectorizer  # type: ignore[import-untyped,unused-ignore]
+from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped,unused-ignore]
 
 from opora_shared.vocabulary import Kind, Priority
 
@@ -341,10 +350,10 @@ def _shift(priority: Priority, step: int, *, floor: Priority = Priority.P1) -> P
     return _ORDER[index]
 
 
-def assess_priority(
+def _rule_priority(
     subject: str, body: str, kind: Kind, *, vip_sender: bool = False
 ) -> tuple[Priority, tuple[str, ...]]:
-    """Priority of a ticket and the named signals behind it (``vip_sender``: key person)."""
+    """The rules alone: priority from the named signals, and the reasons."""
     text = _normalise(f"{subject}. {body}")
     reasons: list[str] = []
 
@@ -394,3 +403,126 @@ def assess_priority(
                 reasons.append(f"{signal.name}: '{calm.group(0).strip()}' → {priority}")
                 break
     return priority, tuple(reasons)
+
+
+# --- The learned layer -------------------------------------------------------------------------
+#
+# A small logistic regression over readable features: the named signals above (binary, alone and
+# crossed with the kind), the kind, the rule's own verdict, and TF-IDF words. Trained on the
+# training split only (``opora_classifier.model.train``) and saved with the model artifacts.
+# The decision is ordinal-aware: the expected level under the class probabilities, rounded, so a
+# torn P2/P4 ticket lands on P3 (within one level of either). Explicit strong signals override.
+
+_LEVEL = {p: i for i, p in enumerate(_ORDER)}
+_OVERRIDES = frozenset({"security_incident_in_progress", "whole_office_down"})
+_WORDS = r"(?u)\b\w[\w\-]*\w\b|\b\w\b"
+PRIORITY_C = 10.0
+WORD_WEIGHT = 1.0
+
+
+def _identity(tokens: list[str]) -> list[str]:
+    return tokens
+
+
+def signal_tokens(subject: str, body: str, kind: Kind) -> list[str]:
+    """The readable features of one ticket: kind, named signals (alone and by kind), rule."""
+    text = _normalise(f"{subject}. {body}")
+    tokens = [f"kind:{kind}"]
+    for signal in (*TEXT_SIGNALS, *CALM_SIGNALS, *ALERT_SIGNALS):
+        if signal.pattern.search(text):
+            tokens += [f"sig:{signal.name}", f"sig:{signal.name}|{kind}"]
+    rule, _ = _rule_priority(subject, body, kind)
+    return [*tokens, f"rule:{rule}", f"rule:{rule}|{kind}"]
+
+
+class PriorityModel:
+    """Signals + words → P1..P4 probabilities → expected level, rounded."""
+
+    def __init__(self, signals: Any, words: Any, classifier: Any) -> None:
+        self.signals = signals
+        self.words = words
+        self.classifier = classifier
+
+    @classmethod
+    def fit(
+        cls, tickets: Sequence[tuple[str, str, Kind]], labels: Sequence[str], *, seed: int = 0
+    ) -> "PriorityModel":
+        """Fit on (subject, body, kind) triples and their priority labels."""
+        signals = TfidfVectorizer(analyzer=_identity, binary=True, use_idf=False, norm=None)
+        words = TfidfVectorizer(
+            ngram_range=(1, 2), min_df=2, sublinear_tf=True, token_pattern=_WORDS
+        )
+        matrix = hstack(
+            [
+                signals.fit_transform([signal_tokens(*t) for t in tickets]),
+                WORD_WEIGHT * words.fit_transform([_normalise(f"{s}. {b}") for s, b, _ in tickets]),
+            ]
+        ).tocsr()
+        classifier = LogisticRegression(C=PRIORITY_C, max_iter=3000, random_state=seed)
+        classifier.fit(matrix, [_LEVEL[Priority(label)] for label in labels])
+        return cls(signals, words, classifier)
+
+    def predict(self, subject: str, body: str, kind: Kind) -> tuple[Priority, float]:
+        """The rounded expected level and the probability of that level."""
+        matrix = hstack(
+            [
+                self.signals.transform([signal_tokens(subject, body, kind)]),
+                WORD_WEIGHT * self.words.transform([_normalise(f"{subject}. {body}")]),
+            ]
+        ).tocsr()
+        proba = self.classifier.predict_proba(matrix)[0]
+        levels = np.asarray(self.classifier.classes_, dtype=float)
+        index = int(np.clip(np.rint(float(proba @ levels)), 0, len(_ORDER) - 1))
+        chosen = np.flatnonzero(self.classifier.classes_ == index)
+        return _ORDER[index], float(proba[chosen[0]]) if chosen.size else 0.0
+
+
+_active: PriorityModel | None = None
+_loaded = False
+
+
+def use_model(model: PriorityModel | None) -> None:
+    """Make ``assess_priority`` use this learned model (``TicketModel.load`` calls this)."""
+    global _active, _loaded
+    _active, _loaded = model, True
+
+
+def _default_model() -> PriorityModel | None:
+    """The shipped priority model, loaded once; rules alone if there is none."""
+    global _active, _loaded
+    if not _loaded:
+        path = Path(__file__).resolve().parents[2] / "model" / "model.joblib"
+        loaded = joblib.load(path).get("priority") if path.exists() else None
+        _active, _loaded = loaded, True
+    return _active
+
+
+def assess_priority(
+    subject: str,
+    body: str,
+    kind: Kind,
+    *,
+    vip_sender: bool = False,
+    model: PriorityModel | None = None,
+) -> tuple[Priority, tuple[str, ...]]:
+    """Priority of a ticket and the named signals behind it (``vip_sender``: key person).
+
+    The named signals give the reasons and the rule's verdict; the learned model (``model``, or
+    the shipped one) decides, except where a strong explicit signal (security incident in
+    progress, whole office down, an alert's severity) overrides it.
+    """
+    priority, reasons = _rule_priority(subject, body, kind, vip_sender=vip_sender)
+    learned = model if model is not None else _default_model()
+    if learned is None:
+        return priority, reasons
+    strong = kind is Kind.ALERT and not reasons[0].startswith("alert without")
+    strong = strong or any(reason.split(":")[0] in _OVERRIDES for reason in reasons)
+    if strong:
+        return priority, reasons
+    guess, confidence = learned.predict(subject, body, kind)
+    if vip_sender and kind is Kind.INCIDENT:
+        guess = min(guess, Priority.P2, key=_ORDER.index)
+    if guess is not priority:
+        reasons = (*reasons, f"learned model ({confidence:.2f}) → {guess}")
+        priority = guess
+    return priority, reasons

@@ -78,7 +78,7 @@ def evaluate(
         / n,
     }
     priorities = [
-        assess_priority(str(r["subject"]), str(r["body"]), p.kind)[0]
+        assess_priority(str(r["subject"]), str(r["body"]), p.kind, model=model.priority)[0]
         for p, r in zip(predictions, held_out, strict=True)
     ]
     truth = [Priority(str(r["priority"])) for r in held_out]
@@ -128,7 +128,11 @@ def print_evaluation(
         "priority",
         [str(r["priority"]) for r in held_out],
         [
-            str(assess_priority(str(r["subject"]), str(r["body"]), Kind(p.kind))[0])
+            str(
+                assess_priority(
+                    str(r["subject"]), str(r["body"]), Kind(p.kind), model=model.priority
+                )[0]
+            )
             for p, r in zip(predictions, held_out, strict=True)
         ],
     )
