@@ -35,6 +35,7 @@ from opora_shared.events import (
 )
 from opora_shared.events.intake import MailOutcome, MailRecorded
 from opora_shared.mail_ids import parse_outbound
+from opora_shared.nats.broker import jetstream
 from opora_shared.nats.history import ticket_events
 from opora_shared.nats.publish import publish_event
 from opora_shared.service import Clock
@@ -77,7 +78,7 @@ class MailIntake:
     clock: Clock
 
     def __post_init__(self) -> None:
-        self._js: JetStreamContext = self.broker.config.connection_state.stream
+        self._js: JetStreamContext = jetstream(self.broker)
         self.index = MailIndex(self._js)
         self.guard = MailGuard(self._js)
         self.attachments = AttachmentStore(self._js)
