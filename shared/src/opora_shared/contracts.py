@@ -193,34 +193,55 @@ class Contract(_Model):
         return day * amount
 
 
-def _describe(error: ValidationError, path: Path) -> str:
-    lines = [f"{path}: {error.error_count()} problem(s)"]
+def describe_errors(error: ValidationError, source: str | Path) -> str:
+    """A pydantic error as lines a person can act on: the source, then each field and fix."""
+    lines = [f"{source}: {error.error_count()} problem(s)"]
     for item in error.errors():
         field = ".".join(str(part) for part in item["loc"]) or "(top level)"
         lines.append(f"  - {field}: {item['msg']}")
     return "\n".join(lines)
 
 
-def load_contract(path: Path) -> Contract:
-    """Read and validate one contract file; raise ContractError naming file and field."""
-    raw = path.read_bytes()
+def parse_contract(raw: bytes, source: str, *, tenant: str | None = None) -> Contract:
+    """Validate one contract's YAML; raise ContractError naming the source and field.
+
+    ``tenant`` is the id the contract must carry (from its file name or KV key).
+    """
     try:
         data = yaml.safe_load(raw)
     except yaml.YAMLError as exc:
-        msg = f"{path}: not valid YAML ({exc})"
+        msg = f"{source}: not valid YAML ({exc})"
         raise ContractError(msg) from None
     if not isinstance(data, dict):
-        msg = f"{path}: a contract is a mapping of fields (tenant, name, services...)"
+        msg = f"{source}: a contract is a mapping of fields (tenant, name, services...)"
         raise ContractError(msg)
-    data["revision"] = hashlib.sha256(raw).hexdigest()[:12]
+    data["revision"] = contract_revision(raw)
     try:
         contract = Contract.model_validate(data)
     except ValidationError as exc:
-        raise ContractError(_describe(exc, path)) from None
-    if contract.tenant != path.stem:
-        msg = f"{path}: tenant is {contract.tenant!r}; name the file {contract.tenant}.yml"
+        raise ContractError(describe_errors(exc, source)) from None
+    if tenant is not None and contract.tenant != tenant:
+        msg = f"{source}: tenant is {contract.tenant!r}; name the file {contract.tenant}.yml"
         raise ContractError(msg)
     return contract
+
+
+def contract_revision(raw: bytes) -> str:
+    """The revision a classification records: the first 12 hex digits of the text's SHA-256."""
+    return hashlib.sha256(raw).hexdigest()[:12]
+
+
+def load_contract(path: Path) -> Contract:
+    """Read and validate one contract file; raise ContractError naming file and field."""
+    return parse_contract(path.read_bytes(), str(path), tenant=path.stem)
+
+
+def contract_files(directory: Path) -> list[Path]:
+    """The contract files of a directory (``*.yml``, ``*.yaml``), sorted."""
+    if not directory.is_dir():
+        msg = f"{directory}: contracts directory not found (set OPORA_CONTRACTS_DIR)"
+        raise ContractError(msg)
+    return sorted([*directory.glob("*.yml"), *directory.glob("*.yaml")])
 
 
 class ContractBook:
@@ -242,11 +263,7 @@ class ContractBook:
     @classmethod
     def from_dir(cls, directory: Path) -> "ContractBook":
         """Load every ``*.yml``/``*.yaml`` contract in a directory."""
-        if not directory.is_dir():
-            msg = f"{directory}: contracts directory not found (set OPORA_CONTRACTS_DIR)"
-            raise ContractError(msg)
-        files = sorted([*directory.glob("*.yml"), *directory.glob("*.yaml")])
-        return cls([load_contract(path) for path in files])
+        return cls([load_contract(path) for path in contract_files(directory)])
 
     def __contains__(self, tenant: str) -> bool:
         return tenant in self._by_tenant

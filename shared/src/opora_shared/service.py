@@ -13,6 +13,7 @@ from faststream.specification import AsyncAPI
 from prometheus_client import CollectorRegistry
 
 from opora_shared import __version__
+from opora_shared.contract_store import ContractStore
 from opora_shared.errors import NotReadyError
 from opora_shared.logging import setup_logging
 from opora_shared.metrics import serve_metrics
@@ -37,8 +38,13 @@ def build_app(
     title: str,
     description: str,
     on_start: Callable[[], Awaitable[object] | object] | None = None,
+    contracts: ContractStore | None = None,
 ) -> FastStream:
-    """A FastStream app that checks the streams exist, then keeps reconnecting for ever."""
+    """A FastStream app that checks the streams exist, then keeps reconnecting for ever.
+
+    With ``contracts``, the app loads the local files before the broker starts and follows
+    the contracts bucket once it is connected (hot reload).
+    """
     app = FastStream(
         broker,
         specification=AsyncAPI(title=title, version=__version__, description=description),
@@ -47,6 +53,8 @@ def build_app(
 
     @app.on_startup
     async def _prepare() -> None:
+        if contracts is not None:
+            contracts.load()
         if on_start is not None:
             result = on_start()
             if inspect.isawaitable(result):
@@ -59,7 +67,14 @@ def build_app(
         if missing:
             msg = f"missing {', '.join(missing)}: run 'opora provision' (make run does)"
             raise NotReadyError(msg)
+        if contracts is not None:
+            await contracts.watch(jetstream(broker))
         log.info("%s ready", title)
+
+    @app.on_shutdown
+    async def _close() -> None:
+        if contracts is not None:
+            await contracts.close()
 
     return app
 

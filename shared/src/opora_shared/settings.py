@@ -22,6 +22,9 @@ class OporaSettings(BaseSettings):
         default=Path("var"), description="runtime data: NATS store, outbox, token"
     )
     contracts_dir: Path = Field(default=Path("deploy/contracts"), description="tenant contracts")
+    team_file: Path = Field(
+        default=Path("deploy/team.yml"), description="the provider's team: engineers, shifts"
+    )
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=0, ge=0, le=65535, description="0 disables /metrics")
     log_level: str = "INFO"

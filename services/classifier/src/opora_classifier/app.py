@@ -20,12 +20,8 @@ def create_app(
     """Wire the classifier: broker, contracts, model, metrics and handlers."""
     registry = registry if registry is not None else CollectorRegistry()
     broker = make_broker(settings, service="classifier", registry=registry)
-    contracts = ContractStore(settings.contracts_dir)
+    contracts = ContractStore(settings.contracts_dir, settings.team_file)
     model = handlers.ModelHolder(settings.model_dir)
-
-    def start() -> None:
-        contracts.load()
-        model.load()
 
     handlers.register(
         broker,
@@ -39,5 +35,6 @@ def create_app(
         broker,
         title="opora-classifier",
         description="Tags every ticket with category, kind, scope, priority and language.",
-        on_start=start,
+        on_start=model.load,
+        contracts=contracts,
     )

@@ -50,7 +50,7 @@ def create_app(
         settings=settings,
         broker=broker,
         received=received,
-        contracts=ContractStore(settings.contracts_dir),
+        contracts=ContractStore(settings.contracts_dir, settings.team_file),
         metrics=IntakeMetrics(registry),
         clock=clock,
     )
@@ -60,6 +60,7 @@ def create_app(
         runtime.contracts.load()
         await broker.start()
         reconnect_forever(broker)
+        await runtime.contracts.watch(jetstream(broker))
         runtime._ids = TicketIds(jetstream(broker), block_size=settings.id_block_size)
         runtime.mail = MailIntake(
             settings=settings,
@@ -84,6 +85,7 @@ def create_app(
                 await imap.stop()
             if smtp is not None:
                 smtp.close()
+            await runtime.contracts.close()
             try:
                 await broker.stop()
             except NatsError as exc:  # NATS already gone: nothing left to drain

@@ -20,7 +20,7 @@ def create_app(
     """Wire the sla-timer: broker, contracts, metrics and handlers."""
     registry = registry if registry is not None else CollectorRegistry()
     broker = make_broker(settings, service="sla-timer", registry=registry)
-    contracts = ContractStore(settings.contracts_dir)
+    contracts = ContractStore(settings.contracts_dir, settings.team_file)
     handlers.register(
         broker, settings, contracts=contracts, metrics=SlaMetrics(registry), clock=clock
     )
@@ -28,5 +28,5 @@ def create_app(
         broker,
         title="opora-sla-timer",
         description="Runs the contract deadlines of every ticket and emits SLA events.",
-        on_start=contracts.load,
+        contracts=contracts,
     )

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from opora_shared.contracts import Contract
 from opora_shared.vocabulary import Priority
-from opora_sla_timer.business_hours import BusinessCalendar
+from opora_shared.business_hours import BusinessCalendar
 
 _CALENDARS: dict[tuple[str, str], BusinessCalendar] = {}
 

@@ -12,6 +12,7 @@ from opora_shared.events.sla import SlaArmed, SlaBreached, SlaWarning, TicketEsc
 from opora_shared.events.ticket import (
     AttachmentRef,
     Requester,
+    TicketAssigned,
     TicketClassified,
     TicketReceived,
     TicketUpdated,
@@ -21,6 +22,7 @@ AnyEvent = Annotated[
     TicketReceived
     | TicketClassified
     | TicketUpdated
+    | TicketAssigned
     | SlaArmed
     | SlaWarning
     | SlaBreached
@@ -35,6 +37,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     TicketReceived,
     TicketClassified,
     TicketUpdated,
+    TicketAssigned,
     SlaArmed,
     SlaWarning,
     SlaBreached,
@@ -69,6 +72,7 @@ __all__ = [
     "SlaArmed",
     "SlaBreached",
     "SlaWarning",
+    "TicketAssigned",
     "TicketClassified",
     "TicketEscalated",
     "TicketReceived",

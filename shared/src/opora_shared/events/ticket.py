@@ -87,3 +87,23 @@ class TicketUpdated(Event):
     priority: Priority | None = Field(default=None, description="the new one, on priority_changed")
     message_id: str | None = Field(default=None, description="the mail that carried it, if any")
     attachments: tuple[AttachmentRef, ...] = ()
+
+
+class TicketAssigned(Event):
+    """Routing chose who works the ticket (or moved it to someone else), and says why."""
+
+    type: Literal["ticket.assigned"] = "ticket.assigned"
+    assignee: str = Field(description="engineer id from the team file, e.g. maria")
+    assignee_email: str
+    team: str | None = Field(default=None, description="the team that owns the category")
+    priority: Priority
+    rule: Literal[
+        "skill_least_load",
+        "on_duty_p1",
+        "on_duty_out_of_hours",
+        "on_duty_fallback",
+        "shift_end",
+        "manual",
+    ] = Field(description="which routing rule decided")
+    previous_assignee: str | None = Field(default=None, description="on a reassignment")
+    reasons: tuple[str, ...] = ()

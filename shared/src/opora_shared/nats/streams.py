@@ -131,6 +131,20 @@ def bucket_configs(policy: StorePolicy) -> list[KeyValueConfig]:
             storage=StorageType.FILE,
             replicas=policy.replicas,
         ),
+        KeyValueConfig(
+            bucket=subjects.CONTRACTS_BUCKET,
+            description="tenant contracts and the team file (YAML), watched by the services",
+            history=10,
+            storage=StorageType.FILE,
+            replicas=policy.replicas,
+        ),
+        KeyValueConfig(
+            bucket=subjects.LOAD_BUCKET,
+            description="each engineer's open assigned tickets (routing load)",
+            history=1,
+            storage=StorageType.FILE,
+            replicas=policy.replicas,
+        ),
     ]
 
 
@@ -184,6 +198,8 @@ async def check_ready(js: JetStreamContext) -> list[str]:
         f"KV_{subjects.TOKENS_BUCKET}",
         f"KV_{subjects.MAIL_GUARD_BUCKET}",
         f"KV_{subjects.SLA_BUCKET}",
+        f"KV_{subjects.CONTRACTS_BUCKET}",
+        f"KV_{subjects.LOAD_BUCKET}",
         f"OBJ_{subjects.ATTACHMENTS_BUCKET}",
     ):
         try:
