@@ -6,7 +6,7 @@ environment at import time.
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -24,6 +24,12 @@ class OporaSettings(BaseSettings):
     contracts_dir: Path = Field(default=Path("deploy/contracts"), description="tenant contracts")
     team_file: Path = Field(
         default=Path("deploy/team.yml"), description="the provider's team: engineers, shifts"
+    )
+    signing_key: SecretStr | None = Field(
+        default=None, description="HMAC key of approval links; default var/signing.key (0600)"
+    )
+    public_url: str = Field(
+        default="http://127.0.0.1:8080", description="the intake's address as clients see it"
     )
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=0, ge=0, le=65535, description="0 disables /metrics")
@@ -51,6 +57,11 @@ class OporaSettings(BaseSettings):
     def outbox_dir(self) -> Path:
         """Where the embedded default's mail channel writes .eml files."""
         return self.var_dir / "outbox"
+
+    @property
+    def signing_key_file(self) -> Path:
+        """Where the approval-link key lives when ``signing_key`` is not set."""
+        return self.var_dir / "signing.key"
 
     @property
     def admin_token_file(self) -> Path:

@@ -97,6 +97,12 @@ class TicketChange(StrEnum):
     PRIORITY_CHANGED = "priority_changed"
     AUTOMATIC_REPLY = "automatic_reply"
     """An auto-reply or bulk mail answered the ticket: recorded, never acknowledged."""
+    APPROVED = "approved"
+    """The client's approver consented to billable or excluded work."""
+    DECLINED = "declined"
+    """The client's approver declined it: no work is done."""
+    NOTE = "note"
+    """An internal note by an engineer: recorded, never sent to the client."""
 
 
 class TicketStatus(StrEnum):
