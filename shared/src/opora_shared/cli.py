@@ -1,6 +1,6 @@
 """``opora``: the operator CLI. ``opora run`` is what ``make run`` starts.
 
-Subcommands: run, provision, docs, contracts validate. Later issues add their own.
+Subcommands: run, provision, docs, parse-email, sla, contracts (validate, push), classify.
 """
 
 import argparse
@@ -15,12 +15,15 @@ from zoneinfo import ZoneInfo
 
 import nats
 
+from opora_shared import subjects
+from opora_shared.contract_store import Pushed, push
 from opora_shared.contracts import ContractBook
 from opora_shared.errors import OporaError
 from opora_shared.nats.server import NatsServer
 from opora_shared.nats.streams import provision
 from opora_shared.settings import OporaSettings
 from opora_shared.stack import Stack
+from opora_shared.team import load_team
 from opora_shared.tokens import ensure_admin_token
 
 
@@ -55,6 +58,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     env["OPORA_VAR_DIR"] = str(var)
     env.setdefault("OPORA_CONTRACTS_DIR", str(settings.contracts_dir.resolve()))
+    env.setdefault("OPORA_TEAM_FILE", str(settings.team_file.resolve()))
     http = f"http://{env.get('OPORA_HTTP_HOST', '127.0.0.1')}:{env.get('OPORA_HTTP_PORT', '8080')}"
     server: NatsServer | None = None
     stack: Stack | None = None
@@ -79,15 +83,25 @@ def cmd_run(args: argparse.Namespace) -> int:
             server.start()
             env["OPORA_NATS_URL"] = server.url
         token, created = asyncio.run(_provision(OporaSettings(nats_url=env["OPORA_NATS_URL"])))
+        follower = ContractsFollower(
+            env["OPORA_NATS_URL"],
+            Path(env["OPORA_CONTRACTS_DIR"]),
+            Path(env["OPORA_TEAM_FILE"]),
+        )
+        follower.poll(first=True)
         stack = Stack(env=env)
         stack.start()
         stack.wait_http_ready(f"{http}/readyz", timeout=60, give_up=lambda: stopping)
         if not stopping:
             _banner(env["OPORA_NATS_URL"], http, var, token if created else None)
+        next_poll = time.monotonic() + 1.0
         while not stopping:
             if dead := stack.dead():
                 print(f"opora: service(s) exited: {', '.join(dead)}; stopping", file=sys.stderr)
                 return 1
+            if time.monotonic() >= next_poll:
+                follower.poll()
+                next_poll = time.monotonic() + 1.0
             time.sleep(0.3)
         return 0
     finally:
@@ -125,10 +139,95 @@ def _banner(nats_url: str, http: str, var: Path, new_token: str | None) -> None:
 
 
 def cmd_contracts_validate(args: argparse.Namespace) -> int:
-    """Validate every contract file in a directory."""
+    """Validate every contract file in a directory, and the team file."""
     book = ContractBook.from_dir(Path(args.dir))
     for contract in book:
         print(json.dumps({"tenant": contract.tenant, "revision": contract.revision, "ok": True}))
+    if args.team:
+        team = load_team(Path(args.team))
+        print(json.dumps({"team": args.team, "revision": team.revision, "ok": True}))
+    return 0
+
+
+async def _push(settings: OporaSettings, directory: Path, team: Path | None) -> list[Pushed]:
+    nc = await nats.connect(settings.nats_servers, connect_timeout=2, max_reconnect_attempts=2)
+    try:
+        kv = await nc.jetstream().key_value(subjects.CONTRACTS_BUCKET)
+        return await push(kv, directory, team)
+    finally:
+        await nc.close()
+
+
+def cmd_contracts_push(args: argparse.Namespace) -> int:
+    """Validate the contracts and team file, then put the changed ones into the KV bucket."""
+    team = Path(args.team) if args.team else None
+    for item in asyncio.run(_push(OporaSettings(), Path(args.dir), team)):
+        print(json.dumps({"key": item.key, "revision": item.revision, "changed": item.changed}))
+    return 0
+
+
+class ContractsFollower:
+    """``opora run`` pushes contract and team files to the bucket whenever they change."""
+
+    def __init__(self, nats_url: str, directory: Path, team: Path | None) -> None:
+        self.settings = OporaSettings(nats_url=nats_url)
+        self.directory = directory
+        self.team = team
+        self._seen: dict[Path, float] = {}
+
+    def _stamp(self) -> dict[Path, float]:
+        files = [*self.directory.glob("*.y*ml")] + ([self.team] if self.team else [])
+        return {path: path.stat().st_mtime for path in files if path.is_file()}
+
+    def poll(self, *, first: bool = False) -> None:
+        """Push when a file was added, changed or removed; report a bad file, keep running."""
+        stamp = self._stamp()
+        if stamp == self._seen and not first:
+            return
+        self._seen = stamp
+        try:
+            changed = [
+                p for p in asyncio.run(_push(self.settings, self.directory, self.team)) if p.changed
+            ]
+        except OporaError as exc:
+            print(f"opora: contracts not pushed, the running ones stay: {exc}", file=sys.stderr)
+            return
+        for item in changed:
+            print(f"opora: {item.key} revision {item.revision} pushed", flush=True)
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    """Print the classification of one ticket or of each line of a batch, or evaluate."""
+    from opora_classifier import train
+    from opora_classifier.cli import Classifier, run_batch
+    from opora_classifier.settings import MODEL_DIR
+
+    model_dir = Path(args.model_dir) if args.model_dir else MODEL_DIR
+    if args.evaluate:
+        train.main(["--evaluate", "--model-dir", str(model_dir), "--contracts", args.contracts])
+        return 0
+    classifier = Classifier(model_dir, Path(args.contracts))
+    if args.batch:
+        if args.batch == "-":
+            return run_batch(classifier, sys.stdin, sys.stdout)
+        with Path(args.batch).open(encoding="utf-8") as source:
+            return run_batch(classifier, source, sys.stdout)
+    if not args.subject and not args.body:
+        print(
+            "opora: give --subject and/or --body (or --batch FILE, or --evaluate)", file=sys.stderr
+        )
+        return 2
+    if not args.tenant and not args.sender:
+        print("opora: give --tenant or --from", file=sys.stderr)
+        return 2
+    try:
+        result = classifier.classify(
+            sender=args.sender, subject=args.subject, body=args.body, tenant=args.tenant
+        )
+    except ValueError as exc:
+        print(f"opora: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, ensure_ascii=False, indent=2))
     return 0
 
 
@@ -249,7 +348,29 @@ def build_parser() -> argparse.ArgumentParser:
     csub = contracts.add_subparsers(dest="contracts_command", required=True)
     validate = csub.add_parser("validate", help="validate every contract in a directory")
     validate.add_argument("dir", nargs="?", default="deploy/contracts")
+    validate.add_argument("--team", default="deploy/team.yml", help="the team file ('' skips)")
     validate.set_defaults(func=cmd_contracts_validate)
+    push_cmd = csub.add_parser(
+        "push", help="validate, then put changed contracts and the team file into NATS KV"
+    )
+    push_cmd.add_argument("dir", nargs="?", default="deploy/contracts")
+    push_cmd.add_argument("--team", default="deploy/team.yml", help="the team file ('' skips)")
+    push_cmd.set_defaults(func=cmd_contracts_push)
+    classify = sub.add_parser(
+        "classify", help="classify tickets offline: one, a JSON-lines batch, or --evaluate"
+    )
+    mode = classify.add_mutually_exclusive_group()
+    mode.add_argument("--batch", metavar="FILE.jsonl", help="one JSON object per line ('-': stdin)")
+    mode.add_argument(
+        "--evaluate", action="store_true", help="per-class scores on the held-out split"
+    )
+    classify.add_argument("--tenant", help="default: the tenant of --from")
+    classify.add_argument("--from", dest="sender", default="", help="the sender's address")
+    classify.add_argument("--subject", default="")
+    classify.add_argument("--body", default="")
+    classify.add_argument("--contracts", default="deploy/contracts")
+    classify.add_argument("--model-dir", help="default: the shipped model")
+    classify.set_defaults(func=cmd_classify)
     return parser
 
 

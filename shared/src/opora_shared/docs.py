@@ -34,7 +34,22 @@ def documents() -> dict[str, str]:
     }
     for name, app in apps.items():
         docs[f"asyncapi/{name}.json"] = _json(app.schema.to_specification().to_jsonable())
+    docs.update(schemas())
     return docs
+
+
+def schemas() -> dict[str, str]:
+    """JSON Schemas of the files operators write: a tenant contract and the team file."""
+    from opora_shared.contracts import Contract
+    from opora_shared.team import Team
+
+    result = {}
+    for name, model in (("contract", Contract), ("team", Team)):
+        schema = model.model_json_schema(mode="validation")
+        schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+        schema["$id"] = f"https://opora.local/schemas/{name}.schema.json"
+        result[f"schemas/{name}.schema.json"] = _json(schema)
+    return result
 
 
 def _json(data: object) -> str:

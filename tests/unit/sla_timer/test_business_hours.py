@@ -5,9 +5,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from opora_shared.business_hours import ROUND_THE_CLOCK, BusinessCalendar
 from opora_shared.contracts import WEEKDAYS, Calendar, ContractBook
 from opora_shared.vocabulary import Priority
-from opora_shared.business_hours import ROUND_THE_CLOCK, BusinessCalendar
 
 CONTRACTS = Path(__file__).resolve().parents[3] / "deploy" / "contracts"
 MSK = ZoneInfo("Europe/Moscow")

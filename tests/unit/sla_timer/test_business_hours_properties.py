@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from opora_shared.contracts import WEEKDAYS, Calendar
 from opora_shared.business_hours import ROUND_THE_CLOCK, BusinessCalendar
+from opora_shared.contracts import WEEKDAYS, Calendar
 
 FIXED_ZONES = ("UTC", "Europe/Moscow", "Asia/Kolkata", "Asia/Kathmandu")
 DST_ZONES = (
