@@ -166,6 +166,9 @@ class Contract(_Model):
     calendar: Calendar
     escalation: tuple[EscalationLevel, ...]
     approver: Address
+    prepaid_hours_per_month: float | None = Field(
+        default=None, ge=0, description="a prepaid block of billable hours; the report shows use"
+    )
     revision: str = Field(default="", description="set on load: hash of the file")
 
     @model_validator(mode="after")

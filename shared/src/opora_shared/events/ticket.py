@@ -87,6 +87,9 @@ class TicketUpdated(Event):
     priority: Priority | None = Field(default=None, description="the new one, on priority_changed")
     message_id: str | None = Field(default=None, description="the mail that carried it, if any")
     attachments: tuple[AttachmentRef, ...] = ()
+    time_spent_minutes: int | None = Field(
+        default=None, ge=0, le=100_000, description="work time the actor records with it"
+    )
 
 
 class TicketAssigned(Event):
