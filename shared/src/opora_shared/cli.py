@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -19,6 +20,7 @@ from opora_shared import subjects
 from opora_shared.contract_store import Pushed, push
 from opora_shared.contracts import ContractBook
 from opora_shared.errors import OporaError
+from opora_shared.events import Event
 from opora_shared.nats.server import NatsServer
 from opora_shared.nats.streams import provision
 from opora_shared.settings import OporaSettings
@@ -231,6 +233,45 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _report_events(settings: OporaSettings, tenant: str, since: datetime) -> list[Event]:
+    from opora_shared.reports.read import tenant_events
+
+    nc = await nats.connect(settings.nats_servers, connect_timeout=2, max_reconnect_attempts=2)
+    try:
+        return await tenant_events(nc.jetstream(), tenant, since)
+    finally:
+        await nc.close()
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Build a tenant's monthly report from the event history: HTML (or JSON) to a file."""
+    from opora_shared.reports import build_report, month_bounds, render_html
+
+    settings = OporaSettings()
+    contract = ContractBook.from_dir(Path(args.contracts)).get(args.tenant)
+    if contract is None:
+        print(f"opora: no contract for tenant {args.tenant!r}", file=sys.stderr)
+        return 2
+    try:
+        start, _ = month_bounds(args.month, contract.calendar.timezone)
+    except ValueError as exc:
+        print(f"opora: {exc}", file=sys.stderr)
+        return 2
+    events = asyncio.run(_report_events(settings, contract.tenant, start))
+    report = build_report(contract, args.month, events, now=datetime.now(UTC))
+    suffix = "json" if args.json else "html"
+    out = Path(
+        args.out or settings.var_dir / "reports" / f"{contract.tenant}-{args.month}.{suffix}"
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if args.json:
+        out.write_text(report.model_dump_json(indent=2), encoding="utf-8")
+    else:
+        out.write_text(render_html(report), encoding="utf-8")
+    print(json.dumps({"report": str(out), "tickets": report.tickets, "events_read": len(events)}))
+    return 0
+
+
 def cmd_docs(args: argparse.Namespace) -> int:
     """Write (or, with --check, compare) the AsyncAPI and OpenAPI documents under docs/."""
     from opora_shared.docs import generate
@@ -250,7 +291,6 @@ def cmd_parse_email(args: argparse.Namespace) -> int:
 
 def cmd_sla_deadlines(args: argparse.Namespace) -> int:
     """Print a ticket's deadlines under a tenant's contract, as JSON."""
-    from datetime import datetime
 
     from opora_shared.vocabulary import Priority
     from opora_sla_timer.deadlines import deadlines
@@ -371,6 +411,13 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--contracts", default="deploy/contracts")
     classify.add_argument("--model-dir", help="default: the shipped model")
     classify.set_defaults(func=cmd_classify)
+    report = sub.add_parser("report", help="a tenant's monthly report from the event history")
+    report.add_argument("--tenant", required=True)
+    report.add_argument("--month", required=True, help="YYYY-MM, in the contract's timezone")
+    report.add_argument("--out", help="default: var/reports/<tenant>-<month>.html")
+    report.add_argument("--json", action="store_true", help="the figures as JSON instead")
+    report.add_argument("--contracts", default="deploy/contracts")
+    report.set_defaults(func=cmd_report)
     return parser
 
 

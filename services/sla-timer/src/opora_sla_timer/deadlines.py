@@ -8,9 +8,9 @@ A target in days ('3d') is that many working days of the calendar's longest day.
 from dataclasses import dataclass
 from datetime import datetime
 
+from opora_shared.business_hours import BusinessCalendar
 from opora_shared.contracts import Contract
 from opora_shared.vocabulary import Priority
-from opora_shared.business_hours import BusinessCalendar
 
 _CALENDARS: dict[tuple[str, str], BusinessCalendar] = {}
 
