@@ -18,6 +18,7 @@ from opora_shared.errors import NotReadyError
 from opora_shared.logging import setup_logging
 from opora_shared.metrics import serve_metrics
 from opora_shared.nats.broker import jetstream, reconnect_forever
+from opora_shared.nats.consumer_metrics import ConsumerGauges
 from opora_shared.nats.streams import check_ready
 from opora_shared.settings import OporaSettings
 
@@ -39,12 +40,15 @@ def build_app(
     description: str,
     on_start: Callable[[], Awaitable[object] | object] | None = None,
     contracts: ContractStore | None = None,
+    registry: CollectorRegistry | None = None,
 ) -> FastStream:
     """A FastStream app that checks the streams exist, then keeps reconnecting for ever.
 
     With ``contracts``, the app loads the local files before the broker starts and follows
-    the contracts bucket once it is connected (hot reload).
+    the contracts bucket once it is connected (hot reload). With ``registry``, it exports
+    its durable consumers' lag, redeliveries and dead letters, read from JetStream.
     """
+    gauges = ConsumerGauges(registry) if registry is not None else None
     app = FastStream(
         broker,
         specification=AsyncAPI(title=title, version=__version__, description=description),
@@ -69,10 +73,14 @@ def build_app(
             raise NotReadyError(msg)
         if contracts is not None:
             await contracts.watch(jetstream(broker))
+        if gauges is not None:
+            gauges.start(broker, jetstream(broker))
         log.info("%s ready", title)
 
     @app.on_shutdown
     async def _close() -> None:
+        if gauges is not None:
+            await gauges.stop()
         if contracts is not None:
             await contracts.close()
 

@@ -29,4 +29,5 @@ def create_app(
         title="opora-sla-timer",
         description="Runs the contract deadlines of every ticket and emits SLA events.",
         contracts=contracts,
+        registry=registry,
     )
