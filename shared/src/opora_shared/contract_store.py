@@ -7,8 +7,8 @@ for the team. Every service watches the bucket and swaps in the new contract the
 changes, with no restart; the classifier records the revision (the text's hash) it used.
 
 A service first loads its local files (so it can work before NATS answers), then ``watch``
-seeds the bucket with any tenant it lacks (never overwriting) and follows the bucket from
-then on. A bad value in the bucket is logged and ignored: the last good contract stays.
+seeds the bucket with any tenant it lacks (never overwriting; off with ``seed=False`` for
+services whose NATS user may not write the bucket) and follows the bucket from then on. A bad value in the bucket is logged and ignored: the last good contract stays.
 """
 
 import asyncio
@@ -48,9 +48,12 @@ class Pushed:
 class ContractStore:
     """Holds the current ContractBook and Team; replaced atomically when the bucket changes."""
 
-    def __init__(self, directory: Path, team_file: Path | None = None) -> None:
+    def __init__(
+        self, directory: Path, team_file: Path | None = None, *, seed: bool = True
+    ) -> None:
         self.directory = directory
         self.team_file = team_file
+        self.seed = seed
         self._contracts: dict[str, Contract] = {}
         self._book: ContractBook | None = None
         self._team: Team | None = None
@@ -102,7 +105,8 @@ class ContractStore:
                 subjects.CONTRACTS_BUCKET,
             )
             return
-        await seed(kv, self.directory, self.team_file)
+        if self.seed:
+            await seed(kv, self.directory, self.team_file)
         self._watcher = await kv.watchall()
         initial = True
         while initial:

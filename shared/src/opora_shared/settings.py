@@ -25,6 +25,10 @@ class OporaSettings(BaseSettings):
     team_file: Path = Field(
         default=Path("deploy/team.yml"), description="the provider's team: engineers, shifts"
     )
+    contracts_seed: bool = Field(
+        default=True,
+        description="put local contract files the KV bucket lacks (off for read-only NATS users)",
+    )
     signing_key: SecretStr | None = Field(
         default=None, description="HMAC key of approval links; default var/signing.key (0600)"
     )

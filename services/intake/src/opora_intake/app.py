@@ -50,7 +50,9 @@ def create_app(
         settings=settings,
         broker=broker,
         received=received,
-        contracts=ContractStore(settings.contracts_dir, settings.team_file),
+        contracts=ContractStore(
+            settings.contracts_dir, settings.team_file, seed=settings.contracts_seed
+        ),
         metrics=IntakeMetrics(registry),
         clock=clock,
     )

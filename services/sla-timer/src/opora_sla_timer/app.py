@@ -20,7 +20,9 @@ def create_app(
     """Wire the sla-timer: broker, contracts, metrics and handlers."""
     registry = registry if registry is not None else CollectorRegistry()
     broker = make_broker(settings, service="sla-timer", registry=registry)
-    contracts = ContractStore(settings.contracts_dir, settings.team_file)
+    contracts = ContractStore(
+        settings.contracts_dir, settings.team_file, seed=settings.contracts_seed
+    )
     handlers.register(
         broker, settings, contracts=contracts, metrics=SlaMetrics(registry), clock=clock
     )
