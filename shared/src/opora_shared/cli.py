@@ -272,6 +272,36 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _ticket_events(settings: OporaSettings, ticket_id: str, tenant: str) -> list[Event]:
+    from opora_shared.nats.history import ticket_events
+
+    nc = await nats.connect(settings.nats_servers, connect_timeout=2, max_reconnect_attempts=2)
+    try:
+        return await ticket_events(nc.jetstream(), ticket_id, tenant=tenant)
+    finally:
+        await nc.close()
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """Print a ticket's audit trail: every event, its actor and what it said."""
+    from opora_shared.audit import trail
+
+    if not args.ticket.isdigit():
+        print(f"opora: {args.ticket!r} is not a ticket number", file=sys.stderr)
+        return 2
+    lines = trail(asyncio.run(_ticket_events(OporaSettings(), args.ticket, args.tenant)))
+    if not lines:
+        print(f"opora: no events for ticket {args.ticket}", file=sys.stderr)
+        return 2
+    for line in lines:
+        if args.json:
+            print(json.dumps(line.as_dict(), ensure_ascii=False))
+        else:
+            at = line.at.isoformat(timespec="seconds")
+            print(f"{at}  {line.type:22} {line.actor:34} {line.summary}")
+    return 0
+
+
 def cmd_docs(args: argparse.Namespace) -> int:
     """Write (or, with --check, compare) the AsyncAPI and OpenAPI documents under docs/."""
     from opora_shared.docs import generate
@@ -418,6 +448,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--json", action="store_true", help="the figures as JSON instead")
     report.add_argument("--contracts", default="deploy/contracts")
     report.set_defaults(func=cmd_report)
+    audit = sub.add_parser("audit", help="a ticket's audit trail: events, actors, no bodies")
+    audit.add_argument("ticket")
+    audit.add_argument("--tenant", default="*", help="only this tenant's events")
+    audit.add_argument("--json", action="store_true", help="one JSON object per line")
+    audit.set_defaults(func=cmd_audit)
     return parser
 
 

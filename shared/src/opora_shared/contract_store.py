@@ -8,7 +8,8 @@ changes, with no restart; the classifier records the revision (the text's hash) 
 
 A service first loads its local files (so it can work before NATS answers), then ``watch``
 seeds the bucket with any tenant it lacks (never overwriting; off with ``seed=False`` for
-services whose NATS user may not write the bucket) and follows the bucket from then on. A bad value in the bucket is logged and ignored: the last good contract stays.
+services whose NATS user may not write the bucket) and follows the bucket from then on.
+A bad value in the bucket is logged and ignored: the last good contract stays.
 """
 
 import asyncio
