@@ -139,6 +139,13 @@ def bucket_configs(policy: StorePolicy) -> list[KeyValueConfig]:
             replicas=policy.replicas,
         ),
         KeyValueConfig(
+            bucket=subjects.TICKETS_BUCKET,
+            description="ticket summaries by <tenant>.<ticket id>, for lists and filters",
+            history=1,
+            storage=StorageType.FILE,
+            replicas=policy.replicas,
+        ),
+        KeyValueConfig(
             bucket=subjects.LOAD_BUCKET,
             description="each engineer's open assigned tickets (routing load)",
             history=1,
@@ -200,6 +207,7 @@ async def check_ready(js: JetStreamContext) -> list[str]:
         f"KV_{subjects.SLA_BUCKET}",
         f"KV_{subjects.CONTRACTS_BUCKET}",
         f"KV_{subjects.LOAD_BUCKET}",
+        f"KV_{subjects.TICKETS_BUCKET}",
         f"OBJ_{subjects.ATTACHMENTS_BUCKET}",
     ):
         try:
