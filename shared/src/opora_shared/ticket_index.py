@@ -1,0 +1,205 @@
+"""The ticket index: one summary per ticket in the ``opora_tickets`` KV bucket, for lists.
+
+The events stream is the truth; this is a projection of it. On every event of a ticket the
+indexer folds the ticket's whole history again and writes the summary under
+``<tenant>.<ticket id>``, but only when it has seen more events than the stored summary did
+(compare-and-set on the KV revision, retried on conflict). Replicas and redeliveries are
+therefore harmless, and a lost index is rebuilt by replaying the stream.
+
+Listing reads a tenant's keys (or every tenant's, for engineer tokens) with one ordered
+consumer, filters in memory and pages newest first by ticket number.
+"""
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+
+from nats.js import JetStreamContext
+from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
+from nats.js.kv import KeyValue
+from pydantic import BaseModel, ConfigDict
+
+from opora_shared import subjects
+from opora_shared.errors import TicketNotFoundError
+from opora_shared.events import Event, TicketAssigned
+from opora_shared.nats.history import ticket_events
+from opora_shared.tickets import TicketView, fold
+from opora_shared.vocabulary import (
+    Category,
+    Channel,
+    Priority,
+    Scope,
+    TicketStatus,
+)
+
+log = logging.getLogger(__name__)
+
+_CAS_ATTEMPTS = 10
+
+
+class TicketSummary(BaseModel):
+    """What a list of tickets shows about each."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    tenant: str
+    status: TicketStatus
+    channel: Channel
+    subject: str
+    requester: str
+    created_at: datetime
+    updated_at: datetime
+    category: Category | None = None
+    scope: Scope | None = None
+    priority: Priority | None = None
+    assignee: str | None = None
+    first_response_due: datetime | None = None
+    resolution_due: datetime | None = None
+    breached: bool = False
+    events: int = 0
+    """How many events the summary was folded from (only ever grows)."""
+
+
+def summarize(view: TicketView, events: list[Event]) -> TicketSummary:
+    """The summary of a folded ticket."""
+    verdict = view.classification
+    assignee = None
+    for event in events:
+        if isinstance(event, TicketAssigned):
+            assignee = event.assignee
+    return TicketSummary(
+        id=view.id,
+        tenant=view.tenant,
+        status=view.status,
+        channel=view.channel,
+        subject=view.subject,
+        requester=view.requester.email,
+        created_at=view.created_at,
+        updated_at=view.updated_at,
+        category=verdict.category if verdict else None,
+        scope=verdict.scope if verdict else None,
+        priority=verdict.priority if verdict else None,
+        assignee=assignee,
+        first_response_due=view.sla.first_response_due if view.sla else None,
+        resolution_due=view.sla.resolution_due if view.sla else None,
+        breached=bool(view.sla and view.sla.breaches),
+        events=len(events),
+    )
+
+
+def index_key(tenant: str, ticket_id: str) -> str:
+    """The KV key of a ticket's summary."""
+    return f"{tenant}.{ticket_id}"
+
+
+class TicketIndex:
+    """Reads and writes the ``opora_tickets`` bucket."""
+
+    def __init__(self, js: JetStreamContext) -> None:
+        self.js = js
+        self._kv: KeyValue | None = None
+
+    async def kv(self) -> KeyValue:
+        """The bucket (bound on first use)."""
+        if self._kv is None:
+            self._kv = await self.js.key_value(subjects.TICKETS_BUCKET)
+        return self._kv
+
+    async def refresh(self, tenant: str, ticket_id: str) -> TicketSummary | None:
+        """Fold the ticket again and store the summary if it is newer; the stored summary."""
+        events = await ticket_events(self.js, ticket_id, tenant=tenant)
+        try:
+            summary = summarize(fold(events), events)
+        except TicketNotFoundError:
+            return None  # an event before the ticket's receipt: nothing to index yet
+        kv = await self.kv()
+        key = index_key(tenant, ticket_id)
+        payload = summary.model_dump_json().encode()
+        for _ in range(_CAS_ATTEMPTS):
+            try:
+                entry = await kv.get(key)
+            except NotFoundError:
+                try:
+                    await kv.create(key, payload)
+                    return summary
+                except KeyWrongLastSequenceError:
+                    continue
+            stored = TicketSummary.model_validate_json(entry.value) if entry.value else None
+            if stored is not None and stored.events >= summary.events:
+                return stored
+            try:
+                await kv.update(key, payload, last=entry.revision)
+                return summary
+            except KeyWrongLastSequenceError:
+                continue
+        msg = f"ticket {ticket_id}: the index kept changing under {_CAS_ATTEMPTS} attempts"
+        raise RuntimeError(msg)
+
+    async def get(self, tenant: str, ticket_id: str) -> TicketSummary | None:
+        """One summary, or None."""
+        try:
+            entry = await (await self.kv()).get(index_key(tenant, ticket_id))
+        except NotFoundError:
+            return None
+        return TicketSummary.model_validate_json(entry.value) if entry.value else None
+
+    async def summaries(self, tenants: Iterable[str] | None) -> list[TicketSummary]:
+        """Every summary of these tenants (None: all tenants), read with one watch each."""
+        kv = await self.kv()
+        filters = [f"{t}.*" for t in tenants] if tenants is not None else [">"]
+        found: list[TicketSummary] = []
+        for pattern in filters:
+            watcher = await kv.watch(pattern, ignore_deletes=True)
+            try:
+                while True:
+                    entry = await watcher.updates(timeout=5.0)  # type: ignore[no-untyped-call]
+                    if entry is None:
+                        break
+                    if entry.value:
+                        try:
+                            found.append(TicketSummary.model_validate_json(entry.value))
+                        except ValueError:
+                            log.warning("unreadable summary %s skipped", entry.key)
+                    if entry.delta == 0:
+                        break
+            finally:
+                await watcher.stop()  # type: ignore[no-untyped-call]
+        return found
+
+
+def select(
+    summaries: Iterable[TicketSummary],
+    *,
+    status: Iterable[TicketStatus] = (),
+    priority: Iterable[Priority] = (),
+    scope: Iterable[Scope] = (),
+    before: int | None = None,
+    limit: int = 50,
+) -> tuple[list[TicketSummary], str | None]:
+    """Filter and page newest first; the page and the cursor of the next one (None: last)."""
+    statuses, priorities, scopes = set(status), set(priority), set(scope)
+    chosen = sorted(
+        (
+            s
+            for s in summaries
+            if (not statuses or s.status in statuses)
+            and (not priorities or s.priority in priorities)
+            and (not scopes or s.scope in scopes)
+            and (before is None or int(s.id) < before)
+        ),
+        key=lambda s: int(s.id),
+        reverse=True,
+    )
+    page = chosen[:limit]
+    cursor = page[-1].id if len(chosen) > limit else None
+    return page, cursor
+
+
+OPEN_STATUSES = (
+    TicketStatus.NEW,
+    TicketStatus.OPEN,
+    TicketStatus.IN_PROGRESS,
+    TicketStatus.WAITING_ON_CLIENT,
+)
+"""What ``status=open`` means in a list: anything not resolved (or closed)."""
