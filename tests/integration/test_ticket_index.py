@@ -80,3 +80,35 @@ class TestTicketIndex:
         both = await index.summaries([mine, theirs])
         assert {s.tenant for s in both} == {mine, theirs}
         assert await index.summaries([f"none{uuid.uuid4().hex[:6]}"]) == []
+
+
+class TestIndexer:
+    async def test_every_event_refreshes_its_tickets_summary(self, nats_url, js):
+        from opora_intake import indexer
+        from opora_intake.settings import IntakeSettings
+        from opora_shared.nats.broker import make_broker
+        from opora_shared.testing.waiting import wait_for
+
+        settings = IntakeSettings(nats_url=nats_url)
+        broker = make_broker(settings, service="intake")
+        indexer.register(broker, settings)
+        await broker.start()
+        try:
+            tenant = f"i{uuid.uuid4().hex[:8]}"
+            received = make_ticket_received(tenant=tenant)
+            await publish(js, received)
+            index = TicketIndex(js)
+            await wait_for(
+                lambda: index.get(tenant, received.ticket_id), timeout=10, message="indexed"
+            )
+            await publish(js, make_ticket_classified(tenant=tenant, ticket_id=received.ticket_id))
+            await publish(js, resolved(received))
+
+            async def resolved_in_index():
+                summary = await index.get(tenant, received.ticket_id)
+                return summary and summary.status is TicketStatus.RESOLVED
+
+            await wait_for(resolved_in_index, timeout=10, message="resolution indexed")
+            assert (await index.get(tenant, received.ticket_id)).events == 3
+        finally:
+            await broker.stop()
