@@ -1,7 +1,8 @@
 """HTTP models of the intake: strict input (a 422 names the field), plain output."""
 
 import re
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -41,3 +42,19 @@ class Problem(BaseModel):
     """An error answer."""
 
     detail: str
+
+
+class ApprovalRead(BaseModel):
+    """What an approval link is about, and where its ticket's decision stands."""
+
+    ticket_id: str
+    subject: str
+    link_decision: Literal["approve", "decline"] = Field(description="what this link does")
+    state: Literal["pending", "recorded", "decided"] = Field(
+        description="pending: no decision yet (GET); recorded: this request recorded it (POST); "
+        "decided: the ticket already had a decision (nothing changed)"
+    )
+    decision: Literal["approved", "declined"] | None = Field(
+        default=None, description="the ticket's decision, once there is one"
+    )
+    decided_at: datetime | None = None

@@ -11,7 +11,7 @@ from faststream.specification import AsyncAPI
 from nats.errors import Error as NatsError
 from prometheus_client import CollectorRegistry
 
-from opora_intake import __version__, api
+from opora_intake import __version__, api, approvals, indexer
 from opora_intake.adapters.ticket_ids import TicketIds
 from opora_intake.imap_channel import ImapChannel, load_mailboxes
 from opora_intake.mail_intake import MailIntake
@@ -20,6 +20,7 @@ from opora_intake.runtime import IntakeRuntime
 from opora_intake.settings import IntakeSettings
 from opora_intake.smtp import start_smtp_server
 from opora_shared import subjects
+from opora_shared.approvals import ApprovalSigner, signing_key
 from opora_shared.contract_store import ContractStore
 from opora_shared.events import TicketReceived
 from opora_shared.nats.broker import EVENTS, jetstream, make_broker, reconnect_forever
@@ -39,6 +40,7 @@ def create_app(
     """Wire the intake: broker, contracts, ticket numbers, metrics and routes."""
     registry = registry if registry is not None else CollectorRegistry()
     broker = make_broker(settings, service="intake", registry=registry)
+    indexer.register(broker, settings)
     received = broker.publisher(
         subjects.event_template(TicketReceived),
         stream=EVENTS,
@@ -60,6 +62,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         runtime.contracts.load()
+        secret = settings.signing_key.get_secret_value() if settings.signing_key else None
+        runtime.signer = ApprovalSigner(signing_key(secret, settings.signing_key_file))
         await broker.start()
         reconnect_forever(broker)
         await runtime.contracts.watch(jetstream(broker))
@@ -101,6 +105,7 @@ def create_app(
     )
     app.state.runtime = runtime
     app.include_router(api.router)
+    app.include_router(approvals.router)
     spec = AsyncAPI(broker, title="opora-intake", version=__version__, description=DESCRIPTION)
     app.state.asyncapi = spec
 

@@ -9,3 +9,7 @@ class IntakeError(OporaError):
 
 class BusUnavailableError(IntakeError):
     """NATS did not store the ticket; the caller should retry later (503)."""
+
+
+class EngineerCommandError(IntakeError):
+    """An engineer's mail asks for something the intake cannot do; the message says why."""

@@ -4,6 +4,10 @@ One entry point, ``MailIntake.receive(raw)``, shared by the SMTP server and the 
 It returns only after every effect is stored in JetStream, so the caller can then accept the
 mail (SMTP 250, IMAP move); any NATS failure propagates, so the sender retries. Every mail,
 ticket or not, leaves a MailRecorded with its outcome and reason. Logs carry ids only.
+
+Mail from a member of the provider's team (the team file, exact address) that refers to a
+ticket is an engineer's reply: a command (``engineer_commands``) or an answer for the client.
+It never makes a ticket, and a mail from any other address never runs a command.
 """
 
 import hashlib
@@ -19,16 +23,21 @@ from opora_intake.adapters.attachments import AttachmentStore
 from opora_intake.adapters.mail_guard import MailGuard
 from opora_intake.adapters.mail_index import MailClaim, MailIndex
 from opora_intake.adapters.ticket_ids import TicketIds
+from opora_intake.engineer_commands import EngineerCommand, Verb, parse_command
+from opora_intake.errors import EngineerCommandError
 from opora_intake.metrics import IntakeMetrics
 from opora_intake.parsing.email import ParsedEmail, parse_email, strip_subject_prefixes
+from opora_intake.sender_auth import authentication_results, judge_sender
 from opora_intake.settings import IntakeSettings
 from opora_shared import subjects
 from opora_shared.contract_store import ContractStore
+from opora_shared.errors import ContractError
 from opora_shared.events import (
     Actor,
     AttachmentRef,
     NotificationFailed,
     Requester,
+    TicketAssigned,
     TicketReceived,
     TicketUpdated,
     derive_id,
@@ -39,6 +48,7 @@ from opora_shared.nats.broker import jetstream
 from opora_shared.nats.history import ticket_events
 from opora_shared.nats.publish import publish_event
 from opora_shared.service import Clock
+from opora_shared.team import Engineer, Person
 from opora_shared.tickets import TicketView, fold
 from opora_shared.types import UNKNOWN_TENANT
 from opora_shared.vocabulary import Channel, TicketChange, TicketStatus
@@ -55,9 +65,14 @@ class MailResult:
     outcome: MailOutcome
     reason: str
     ticket_id: str | None = None
+    refuse: bool = False
+    """Answer SMTP with 550 (the sender's MTA bounces the reason back to them)."""
 
     def smtp_reply(self) -> str:
-        """The 250 line the SMTP server answers with."""
+        """The line the SMTP server answers with: 250, or 550 for a refused engineer mail."""
+        if self.refuse:
+            reason = " ".join(self.reason.split())[:400]
+            return "550 5.7.1 " + reason.encode("ascii", "backslashreplace").decode("ascii")
         if self.ticket_id and self.outcome in (MailOutcome.TICKET, MailOutcome.DUPLICATE):
             return f"250 2.0.0 OK ticket #{self.ticket_id}"
         if self.ticket_id:
@@ -136,6 +151,9 @@ class MailIntake:
         claim: MailClaim,
         channel: str,
     ) -> tuple[MailResult, str | None]:
+        member = self._team_member(sender)
+        if member is not None and sender is not None:
+            return await self._engineer_mail(raw, parsed, message_id, sender, member, channel)
         sender_tenant = self.contracts.book.tenant_for(sender) if sender else UNKNOWN_TENANT
         target = await self._thread_target(parsed, sender, sender_tenant)
         now = self.clock()
@@ -244,9 +262,9 @@ class MailIntake:
         return now - when <= timedelta(days=self.settings.reopen_window_days)
 
     async def _thread_target(
-        self, parsed: ParsedEmail, sender: str | None, sender_tenant: str
+        self, parsed: ParsedEmail, sender: str | None, sender_tenant: str, *, team: bool = False
     ) -> TicketView | None:
-        """The ticket this mail answers, if the sender may write to it."""
+        """The ticket this mail answers, if the sender may write to it (the team may, to any)."""
         candidates: list[str] = []
         for ref in (parsed.in_reply_to, *reversed(parsed.references)):
             if not ref:
@@ -269,7 +287,7 @@ class MailIntake:
             if not events:
                 continue
             view = fold(events)
-            if self._may_write(view, sender, sender_tenant):
+            if team or self._may_write(view, sender, sender_tenant):
                 return view
         return None
 
@@ -279,6 +297,133 @@ class MailIntake:
         if sender and sender == view.requester.email.lower():
             return True
         return sender_tenant != UNKNOWN_TENANT and sender_tenant == view.tenant
+
+    # -- the provider's team ------------------------------------------------------------------
+
+    def _team_member(self, sender: str | None) -> Engineer | Person | None:
+        """The team member with exactly this address, or None (no team file: nobody)."""
+        if not sender:
+            return None
+        try:
+            return self.contracts.team.member_by_email(sender)
+        except ContractError:
+            return None
+
+    async def _engineer_mail(
+        self,
+        raw: bytes,
+        parsed: ParsedEmail,
+        message_id: str,
+        sender: str,
+        member: Engineer | Person,
+        channel: str,
+    ) -> tuple[MailResult, str | None]:
+        """A team member's mail: a command or an answer on the ticket it refers to, or nothing."""
+
+        async def record(
+            outcome: MailOutcome, reason: str, target: TicketView | None = None, *, refuse: bool
+        ) -> tuple[MailResult, str | None]:
+            tenant = target.tenant if target else None
+            result = await self._record(
+                raw,
+                parsed,
+                channel,
+                outcome,
+                reason,
+                sender=sender,
+                ticket_id=target.id if target else None,
+                tenant=tenant,
+            )
+            return MailResult(result.outcome, result.reason, result.ticket_id, refuse), tenant
+
+        verdict = judge_sender(
+            authentication_results(raw),
+            sender.rpartition("@")[2],
+            authserv_id=self.settings.mail_authserv_id,
+        )
+        if verdict.result == "fail" or (
+            verdict.result == "none" and self.settings.mail_authserv_id
+        ):
+            # Recorded, not bounced: a bounce would go to whoever forged the envelope.
+            reason = f"a team address failed sender authentication ({verdict.detail})"
+            return await record(MailOutcome.REJECTED, reason, refuse=False)
+        if parsed.is_automatic:
+            reason = (parsed.automatic_reason or "automatic mail") + " from a team member"
+            if await self.guard.count("s", sender, self.clock()) > (
+                self.settings.auto_mail_cap_per_sender
+            ):
+                reason = f"{reason}; sender over its daily cap"
+            return await record(MailOutcome.AUTOMATIC, reason, refuse=False)
+        target = await self._thread_target(parsed, sender, UNKNOWN_TENANT, team=True)
+        if target is None:
+            reason = "engineer mail without a ticket reference"
+            return await record(MailOutcome.REJECTED, reason, refuse=True)
+        try:
+            command = parse_command(parsed.text)
+            if command.verb is Verb.ASSIGN:
+                done = await self._assign(target, command, member, message_id)
+            else:
+                change = command.change
+                assert change is not None  # noqa: S101 - every verb but assign has one
+                await self._update(
+                    target,
+                    change,
+                    parsed,
+                    message_id,
+                    sender,
+                    actor=Actor(kind="engineer", id=member.id),
+                    text=command.text,
+                )
+                done = f"{change.value} by {member.id}"
+        except EngineerCommandError as exc:
+            return await record(MailOutcome.REJECTED, str(exc), target, refuse=True)
+        return await record(MailOutcome.ENGINEER, done, target, refuse=False)
+
+    async def _assign(
+        self,
+        target: TicketView,
+        command: EngineerCommand,
+        member: Engineer | Person,
+        message_id: str,
+    ) -> str:
+        """``#assign maria``: a manual TicketAssigned; what was done, for the mail's record."""
+        team = self.contracts.team
+        wanted = (command.argument or "").lower()
+        found = team.member_by_email(wanted) if "@" in wanted else team.engineer(wanted)
+        assignee = team.engineer(found.id) if found is not None else None
+        if assignee is None:
+            known = ", ".join(e.id for e in team.engineers)
+            named = "with that address" if "@" in wanted else repr(command.argument)
+            msg = f"#assign: no engineer {named} in the team ({known})"
+            raise EngineerCommandError(msg)
+        if target.classification is None:
+            msg = f"#assign: ticket #{target.id} is not classified yet; send it again in a minute"
+            raise EngineerCommandError(msg)
+        previous = next(
+            (
+                str(e.get("assignee"))
+                for e in reversed(target.events)
+                if e.get("type") == TicketAssigned.event_type()
+            ),
+            None,
+        )
+        if previous == assignee.id:
+            return f"#assign: already assigned to {assignee.id}"
+        event = TicketAssigned(
+            event_id=derive_id(message_id, TicketAssigned.event_type()),
+            occurred_at=self.clock(),
+            tenant=target.tenant,
+            ticket_id=target.id,
+            assignee=assignee.id,
+            assignee_email=assignee.email,
+            team=team.team_for(target.classification.category),
+            priority=target.classification.priority,
+            rule="manual",
+            previous_assignee=previous,
+            reasons=(f"assigned by {member.id} by mail",),
+        )
+        await publish_event(self.broker, event)
+        return f"assigned to {assignee.id} by {member.id}"
 
     # -- effects ------------------------------------------------------------------------------
 
@@ -344,16 +489,20 @@ class MailIntake:
         sender: str | None,
         *,
         with_text: bool = True,
+        actor: Actor | None = None,
+        text: str | None = None,
     ) -> None:
         attachments = await self._store_attachments(target.id, parsed) if with_text else ()
+        if text is None and with_text:
+            text = (parsed.text.strip() or parsed.full_text.strip())[:100_000]
         event = TicketUpdated(
             event_id=derive_id(message_id, change.value),
             occurred_at=self.clock(),
             tenant=target.tenant,
             ticket_id=target.id,
             change=change,
-            actor=Actor(kind="client", id=sender or "unknown"),
-            text=(parsed.text.strip() or parsed.full_text.strip())[:100_000] if with_text else None,
+            actor=actor or Actor(kind="client", id=sender or "unknown"),
+            text=(text or None) if with_text else None,
             message_id=message_id,
             attachments=attachments,
         )

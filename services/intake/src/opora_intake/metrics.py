@@ -25,3 +25,9 @@ class IntakeMetrics:
             ["reason"],
             registry=registry,
         )
+        self.approvals = Counter(
+            "opora_approvals_total",
+            "Approval link answers, by tenant and outcome (approved, declined, conflict, invalid)",
+            ["tenant", "outcome"],
+            registry=registry,
+        )

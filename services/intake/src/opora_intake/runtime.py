@@ -9,6 +9,7 @@ from opora_intake.adapters.ticket_ids import TicketIds
 from opora_intake.mail_intake import MailIntake
 from opora_intake.metrics import IntakeMetrics
 from opora_intake.settings import IntakeSettings
+from opora_shared.approvals import ApprovalSigner
 from opora_shared.contract_store import ContractStore
 from opora_shared.errors import NotReadyError
 from opora_shared.service import Clock
@@ -16,7 +17,7 @@ from opora_shared.service import Clock
 
 @dataclass
 class IntakeRuntime:
-    """Settings, broker, contracts, ticket numbers, metrics and the clock."""
+    """Settings, broker, contracts, ticket numbers, approval links, metrics and the clock."""
 
     settings: IntakeSettings
     broker: NatsBroker
@@ -26,6 +27,8 @@ class IntakeRuntime:
     clock: Clock
     _ids: TicketIds | None = field(default=None)
     mail: "MailIntake | None" = field(default=None)
+    signer: ApprovalSigner | None = field(default=None)
+    """Checks approval links (built at start: it may create the key file)."""
 
     @property
     def ids(self) -> TicketIds:

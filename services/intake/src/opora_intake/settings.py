@@ -35,3 +35,7 @@ class IntakeSettings(OporaSettings):
     auto_mail_cap_per_ticket: int = Field(default=5, ge=1, description="automatic mails a day")
     reopen_window_days: int = Field(default=14, ge=0, description="a reply reopens, or opens anew")
     imap_mailboxes_file: Path | None = Field(default=None, description="YAML list of mailboxes")
+    mail_authserv_id: str | None = Field(
+        default=None,
+        description="the relay's Authentication-Results id; set, team mail must pass SPF/DKIM",
+    )

@@ -28,6 +28,11 @@ class MailOutcome(StrEnum):
     """Our own mail coming back, or an automatic sender over its daily cap."""
     DUPLICATE = "duplicate"
     """The same Message-ID again."""
+    ENGINEER = "engineer"
+    """A team member's reply or command (#ack, #resolve...) recorded on its ticket."""
+    REJECTED = "rejected"
+    """A team member's mail that could not act (no ticket, unknown command, failed sender
+    authentication...): nothing done, the reason says why."""
     OVERSIZE = "oversize"
     UNKNOWN_RECIPIENT = "unknown_recipient"
 
