@@ -7,10 +7,10 @@ STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install tools model run test test-unit test-integration test-e2e lint fmt docs bench clean
+.PHONY: help install tools model run test test-unit test-integration test-e2e test-rules lint fmt docs bench clean
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml shared/pyproject.toml
 	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed")'
@@ -21,13 +21,13 @@ $(STAMP): pyproject.toml shared/pyproject.toml
 
 install: $(STAMP) ## create .venv and install everything (once; again when pyproject changes)
 
-tools: ## install the system tools the tests use (Dovecot for the IMAP tests; needs root)
+tools: ## install the system tools the tests use (Dovecot, Prometheus/promtool; needs root)
 	scripts/ensure-test-tools
 
 run: $(STAMP) ## start NATS (var/nats) and the four services; Ctrl-C stops all
 	$(BIN)/opora run
 
-test: $(STAMP) tools ## the whole suite: unit, integration (real nats-server, Dovecot), end to end
+test: $(STAMP) tools test-rules ## the whole suite: alert rules, unit, integration (real nats-server, Dovecot, Prometheus), end to end
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: $(STAMP) ## pure functions and single handlers, no sockets
@@ -38,6 +38,18 @@ test-integration: $(STAMP) tools ## against a real nats-server on a free port
 
 test-e2e: $(STAMP) ## the four services as processes, real HTTP
 	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
+
+RULE_TESTS := $(wildcard deploy/prometheus/*test*.yml)
+RULE_FILES := $(filter-out $(RULE_TESTS),$(wildcard deploy/prometheus/*rules*.yml))
+
+test-rules: tools ## promtool: check the Prometheus config and rules, run the alert unit tests
+	@if ! command -v promtool >/dev/null 2>&1; then \
+	  echo "test-rules: SKIPPED, promtool (Debian package prometheus) is not installed;" \
+	    "scripts/ensure-test-tools installs it as root" >&2; exit 0; fi; \
+	set -e; \
+	promtool check config deploy/prometheus/prometheus.yml; \
+	promtool check rules $(RULE_FILES); \
+	promtool test rules $(RULE_TESTS)
 
 lint: $(STAMP) ## ruff (lint and format check) and mypy (strict on shared/)
 	$(BIN)/ruff check .
