@@ -52,9 +52,11 @@ class Collector:
 async def sla(nats_url, tmp_path, nc):
     tenant = f"t{uuid.uuid4().hex[:8]}"
     contracts = write_fast_contracts(tmp_path / "contracts", tenant)
+    registry = CollectorRegistry()
     app = create_app(
-        SlaTimerSettings(nats_url=nats_url, contracts_dir=contracts), registry=CollectorRegistry()
+        SlaTimerSettings(nats_url=nats_url, contracts_dir=contracts), registry=registry
     )
+    app.test_registry = registry
     collector = Collector()
     await collector.start(nc, tenant)
     await app.start()
@@ -132,6 +134,20 @@ class TestTimers:
         )
         targets = {e.target for _, e in seen.of(ticket.ticket_id, SlaBreached)}
         assert targets == {SlaTarget.RESOLUTION}
+        decided = {
+            (target, outcome): app.test_registry.get_sample_value(
+                "opora_sla_clocks_total",
+                {"tenant": tenant, "priority": "P3", "target": target, "outcome": outcome},
+            )
+            for target in ("first_response", "resolution")
+            for outcome in ("met", "breached")
+        }
+        assert decided == {
+            ("first_response", "met"): 1.0,
+            ("first_response", "breached"): None,
+            ("resolution", "met"): None,
+            ("resolution", "breached"): 1.0,
+        }
         assert not [
             e
             for _, e in seen.of(ticket.ticket_id, SlaWarning)

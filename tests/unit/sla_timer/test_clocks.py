@@ -128,3 +128,26 @@ class TestFire:
         assert firing.escalation.notify == ("am@opora.local",)
         warning, _ = clocks.fire(p1, SlaTarget.FIRST_RESPONSE, TimerKind.WARNING, 1, due, romashka)
         assert warning.escalation is None
+
+
+class TestMet:
+    """A clock that stops before its breach fired counts as met, once."""
+
+    def test_first_response_in_time_is_met_once(self, romashka):
+        state = armed(romashka)
+        acked = apply(state, romashka, TicketChange.ACKNOWLEDGED, T0 + timedelta(minutes=5))
+        assert clocks.met(state, acked) == [SlaTarget.FIRST_RESPONSE]
+        assert clocks.met(acked, acked) == []
+
+    def test_a_breached_clock_stopped_late_is_not_met(self, romashka):
+        state = armed(romashka)
+        breached = state.model_copy(update={"fired": [f"{SlaTarget.FIRST_RESPONSE}:breach:1"]})
+        late = apply(breached, romashka, TicketChange.ACKNOWLEDGED, T0 + timedelta(hours=5))
+        assert clocks.met(breached, late) == []
+
+    def test_resolving_stops_both_clocks_in_time(self, romashka):
+        state = armed(romashka)
+        done = apply(state, romashka, TicketChange.RESOLVED, T0 + timedelta(minutes=30))
+        assert sorted(clocks.met(state, done)) == sorted(
+            [SlaTarget.FIRST_RESPONSE, SlaTarget.RESOLUTION]
+        )

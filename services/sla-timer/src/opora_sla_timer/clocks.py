@@ -237,6 +237,18 @@ def _shifted(clock: Clock, by: timedelta, state: SlaState, timeline: Timeline) -
     )
 
 
+def met(before: SlaState | None, after: SlaState) -> list[SlaTarget]:
+    """The clocks that stopped in this change without having breached: targets met."""
+    found = []
+    for target, clock in after.clocks.items():
+        previous = before.clocks.get(target) if before else None
+        if clock.stopped_at is None or (previous is not None and previous.stopped_at is not None):
+            continue
+        if not any(key.startswith(f"{target}:{TimerKind.BREACH}:") for key in after.fired):
+            found.append(target)
+    return found
+
+
 def timers(state: SlaState) -> list[Timer]:
     """Timers that must be scheduled now (the others must be cancelled)."""
     pending = []

@@ -14,6 +14,7 @@ from opora_shared.events import (
     SlaArmed,
     SlaBreached,
     SlaWarning,
+    TicketAssigned,
     TicketClassified,
     TicketEscalated,
     TicketReceived,
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 SLA = JStream(subjects.SLA_STREAM, declare=False)
 
 TicketEvent = Annotated[
-    TicketReceived | TicketClassified | TicketUpdated, Field(discriminator="type")
+    TicketReceived | TicketClassified | TicketUpdated | TicketAssigned, Field(discriminator="type")
 ]
 
 
@@ -104,7 +105,7 @@ def register(
     )
     async def on_ticket(event: TicketEvent) -> None:
         """Arm the clocks of a classified ticket; stop, pause, resume or re-arm them on updates."""
-        if isinstance(event, TicketReceived):
+        if isinstance(event, TicketReceived | TicketAssigned):
             return
         contract = contracts.book.get(event.tenant)
         if contract is None:
@@ -140,6 +141,8 @@ def register(
         await announce(new)
         if state is None:
             metrics.armed.labels(new.tenant, new.priority).inc()
+        for target in clocks.met(state, new):
+            metrics.clocks.labels(new.tenant, new.priority, target, "met").inc()
 
     @broker.subscriber(
         subjects.SLA_FIRE_ALL,
@@ -194,6 +197,7 @@ def register(
             ),
         )
         metrics.events.labels(state.tenant, "breach").inc()
+        metrics.clocks.labels(state.tenant, state.priority, firing.target, "breached").inc()
         if firing.escalation is not None:
             await publish_event(
                 publishers[TicketEscalated],

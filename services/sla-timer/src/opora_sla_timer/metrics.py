@@ -19,6 +19,12 @@ class SlaMetrics:
             ["tenant", "kind"],
             registry=registry,
         )
+        self.clocks = Counter(
+            "opora_sla_clocks_total",
+            "SLA clocks decided: met (stopped in time) or breached, by target and priority",
+            ["tenant", "priority", "target", "outcome"],
+            registry=registry,
+        )
         self.lateness = Histogram(
             "opora_sla_fire_lateness_seconds",
             "How late SLA timers fired after their due time",
