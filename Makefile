@@ -69,6 +69,7 @@ model: $(STAMP) ## rebuild the classifier model from services/classifier/data (r
 bench: $(STAMP) ## benchmarks: each prints its figures beside a baseline measured in the same run
 	$(BIN)/python bench/bench_parse.py
 	$(BIN)/python bench/bench_sla_timers.py --timers 100000 --window 60
+	$(BIN)/python bench/bench_classifier.py
 
 clean: ## remove runtime data (var/) and caches, keep .venv
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -55,11 +55,9 @@ class TestWalkingSkeleton:
         assert view["classification"]["reasons"]
         assert view["sla"]["state"] == "running"
         assert view["notifications"][0]["recipient"] == "anna@romashka.ru"
-        assert [e["type"] for e in view["events"]][:3] == [
-            "ticket.received",
-            "ticket.classified",
-            "sla.armed",
-        ]
+        types = [e["type"] for e in view["events"]]
+        assert types[:2] == ["ticket.received", "ticket.classified"]
+        assert "sla.armed" in types  # racing ticket.assigned (routing) for third place
 
     def test_without_a_token_the_ticket_is_401(self, running):
         ticket_id = post(running)

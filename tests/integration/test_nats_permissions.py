@@ -38,7 +38,7 @@ class Secured:
 
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory) -> Iterator[Secured]:
-    passwords = {user: secrets.token_urlsafe(16) for user in USERS}
+    passwords = {user: "pw" + secrets.token_hex(16) for user in USERS}
     env_names = {user: "OPORA_NATS_PASSWORD_" + user.upper().replace("-", "_") for user in USERS}
     mp = pytest.MonkeyPatch()
     for user, name in env_names.items():

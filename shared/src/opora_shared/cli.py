@@ -5,6 +5,7 @@ Subcommands: run, provision, docs, parse-email, sla, contracts (validate, push),
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -15,6 +16,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import nats
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 
 from opora_shared import subjects
 from opora_shared.contract_store import Pushed, push
@@ -22,29 +25,53 @@ from opora_shared.contracts import ContractBook
 from opora_shared.errors import OporaError
 from opora_shared.events import Event
 from opora_shared.nats.server import NatsServer
-from opora_shared.nats.streams import provision
+from opora_shared.nats.streams import StorePolicy, bucket_configs, provision
 from opora_shared.settings import OporaSettings
 from opora_shared.stack import Stack
 from opora_shared.team import load_team
 from opora_shared.tokens import ensure_admin_token
 
 
-async def _provision(settings: OporaSettings) -> tuple[str, bool]:
+async def _replicas_in_use(js: JetStreamContext) -> int | None:
+    """How many copies the events stream has, or None before the first provisioning."""
+    try:
+        info = await js.stream_info(subjects.EVENTS_STREAM)
+    except NotFoundError:
+        return None
+    return info.config.num_replicas
+
+
+async def _scale_buckets(js: JetStreamContext, replicas: int) -> None:
+    """Give existing KV and object buckets ``replicas`` copies (creating them cannot change it)."""
+    names = [f"KV_{bucket.bucket}" for bucket in bucket_configs(StorePolicy())]
+    for name in [*names, f"OBJ_{subjects.ATTACHMENTS_BUCKET}"]:
+        try:
+            info = await js.stream_info(name)
+        except NotFoundError:
+            continue
+        if info.config.num_replicas != replicas:
+            await js.update_stream(dataclasses.replace(info.config, num_replicas=replicas))
+
+
+async def _provision(settings: OporaSettings, *, replicas: int | None = None) -> tuple[str, bool]:
+    """Provision with ``replicas`` copies (None: as many as the streams have, 1 when new)."""
     nc = await nats.connect(
         settings.nats_servers, connect_timeout=2, max_reconnect_attempts=10, reconnect_time_wait=0.5
     )
     try:
         js = nc.jetstream()
-        await provision(js)
+        replicas = replicas or await _replicas_in_use(js) or 1
+        await _scale_buckets(js, replicas)
+        await provision(js, StorePolicy(replicas=replicas))
         return await ensure_admin_token(js, settings.admin_token_file)
     finally:
         await nc.close()
 
 
-def cmd_provision(_: argparse.Namespace) -> int:
-    """Create or update streams and buckets, and the admin token."""
+def cmd_provision(args: argparse.Namespace) -> int:
+    """Create or update streams and buckets (``--replicas 3`` on a cluster), and the admin token."""
     settings = OporaSettings()
-    token, created = asyncio.run(_provision(settings))
+    token, created = asyncio.run(_provision(settings, replicas=args.replicas))
     print(f"streams and buckets ready on {settings.nats_url}")
     if created:
         print(f"admin token (also in {settings.admin_token_file}): {token}")
@@ -395,6 +422,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--nats-monitor-port", type=int, default=8222)
     run.set_defaults(func=cmd_run)
     prov = sub.add_parser("provision", help="create or update streams, buckets, admin token")
+    prov.add_argument(
+        "--replicas",
+        type=int,
+        choices=[1, 3, 5],
+        help="copies of every stream and bucket: 3 on a NATS cluster of 3 or more "
+        "(default: as many as the streams have, 1 when new)",
+    )
     prov.set_defaults(func=cmd_provision)
     docs = sub.add_parser("docs", help="generate docs/asyncapi and docs/openapi")
     docs.add_argument("--out", default="docs")

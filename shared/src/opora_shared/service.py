@@ -3,9 +3,9 @@
 import asyncio
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from faststream import FastStream
 from faststream.nats import NatsBroker
@@ -41,14 +41,18 @@ def build_app(
     on_start: Callable[[], Awaitable[object] | object] | None = None,
     contracts: ContractStore | None = None,
     registry: CollectorRegistry | None = None,
+    background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
 ) -> FastStream:
     """A FastStream app that checks the streams exist, then keeps reconnecting for ever.
 
     With ``contracts``, the app loads the local files before the broker starts and follows
     the contracts bucket once it is connected (hot reload). With ``registry``, it exports
     its durable consumers' lag, redeliveries and dead letters, read from JetStream.
+    ``background`` coroutines (periodic checks) start once the app is ready and are cancelled
+    when it shuts down.
     """
     gauges = ConsumerGauges(registry) if registry is not None else None
+    tasks: list[asyncio.Task[None]] = []
     app = FastStream(
         broker,
         specification=AsyncAPI(title=title, version=__version__, description=description),
@@ -75,10 +79,15 @@ def build_app(
             await contracts.watch(jetstream(broker))
         if gauges is not None:
             gauges.start(broker, jetstream(broker))
+        tasks.extend(asyncio.create_task(run()) for run in background)
         log.info("%s ready", title)
 
     @app.on_shutdown
     async def _close() -> None:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        tasks.clear()
         if gauges is not None:
             await gauges.stop()
         if contracts is not None:

@@ -29,6 +29,10 @@ INTAKE_STREAM = "OPORA_INTAKE"
 """What the intake did with every inbound mail, including those that made no ticket."""
 INTAKE_PREFIX = "opora.intake"
 
+INBOUND_STREAM = "OPORA_INBOUND"
+"""What integrators publish on NATS (the generic integrator event), read by the intake."""
+INBOUND_PREFIX = "opora.in"
+
 TICKET_IDS_BUCKET = "opora_ticket_ids"
 """KV: the ticket number counter and the index of channel ids (Message-ID...) to tickets."""
 TOKENS_BUCKET = "opora_tokens"
@@ -43,6 +47,8 @@ TICKETS_BUCKET = "opora_tickets"
 """KV: each ticket's summary (status, verdict, assignee, deadlines) by ``<tenant>.<ticket id>``."""
 LOAD_BUCKET = "opora_load"
 """KV: each engineer's open assigned tickets (the routing load projection), by engineer id."""
+NOTIFY_BUCKET = "opora_notifications"
+"""KV: the notifier's idempotency records (one per notification) and per-recipient rate windows."""
 ATTACHMENTS_BUCKET = "opora_attachments"
 """Object store: attachments and original messages, by ticket."""
 
@@ -90,6 +96,11 @@ SLA_FIRE_ALL = f"{SLA_PREFIX}.fire.>"
 def mail_record(outcome: str) -> str:
     """The subject of an inbound mail's record."""
     return f"{INTAKE_PREFIX}.mail.{outcome}"
+
+
+def integrator_events(tenant: str) -> str:
+    """Where integrators of a tenant publish alerts (``*``: every tenant, for the consumer)."""
+    return f"{INBOUND_PREFIX}.{tenant}.events"
 
 
 def dead_letter(consumer: str) -> str:

@@ -2,7 +2,7 @@
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -15,6 +15,7 @@ from opora_shared.events import (
     SlaArmed,
     SlaBreached,
     SlaWarning,
+    TicketAssigned,
     TicketClassified,
     TicketEscalated,
     TicketReceived,
@@ -61,6 +62,24 @@ class SlaView(BaseModel):
     escalation_level: int = 0
 
 
+class AssigneeView(BaseModel):
+    """Who works the ticket, by which routing rule, and why."""
+
+    id: str
+    email: str
+    team: str | None = None
+    rule: str
+    reasons: list[str]
+    assigned_at: datetime
+    previous: str | None = None
+
+
+Approval = Literal["requested", "approved", "declined"]
+"""Where billable or excluded work stands with the client's approver."""
+
+_NEEDS_APPROVAL = (Scope.BILLABLE, Scope.EXCLUDED)
+
+
 class NotificationView(BaseModel):
     """One notification and its outcome."""
 
@@ -89,6 +108,9 @@ class TicketView(BaseModel):
     updated_at: datetime
     classification: Classification | None = None
     sla: SlaView | None = None
+    assignee: AssigneeView | None = None
+    approval: Approval | None = None
+    """requested (billable or excluded, no decision yet), approved, declined; None otherwise."""
     notifications: list[NotificationView] = []
     events: list[dict[str, Any]] = []
 
@@ -143,7 +165,23 @@ def _apply(view: TicketView, event: Event) -> None:
         )
         if view.status is TicketStatus.NEW:
             view.status = TicketStatus.OPEN
+        if view.approval in (None, "requested"):
+            view.approval = "requested" if event.scope in _NEEDS_APPROVAL else None
+    elif isinstance(event, TicketAssigned):
+        view.assignee = AssigneeView(
+            id=event.assignee,
+            email=event.assignee_email,
+            team=event.team,
+            rule=event.rule,
+            reasons=list(event.reasons),
+            assigned_at=event.occurred_at,
+            previous=event.previous_assignee,
+        )
     elif isinstance(event, TicketUpdated):
+        if event.change is TicketChange.APPROVED:
+            view.approval = "approved"
+        elif event.change is TicketChange.DECLINED:
+            view.approval = "declined"
         if event.change in _STATUS_AFTER:
             view.status = _STATUS_AFTER[event.change]
         if event.change is TicketChange.PRIORITY_CHANGED and event.priority and view.classification:

@@ -1,6 +1,8 @@
 """The labelled training corpus of the classifier: valid, varied enough, and on the vocabulary."""
 
+import itertools
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -88,3 +90,44 @@ def test_no_duplicate_bodies(tickets):
 def test_languages_are_roughly_balanced(tickets):
     share_ru = sum(t["lang"] == Language.RU for t in tickets) / len(tickets)
     assert 0.45 <= share_ru <= 0.65
+
+
+FORWARDED = ("original message", "forwarded message", "пересыла", "fw:", "fwd:")
+
+
+def test_forwarded_alerts_are_not_monitoring(tickets):
+    """A person passing an alert on writes a ticket; only the tool's own payload is monitoring."""
+    for t in tickets:
+        text = f"{t['subject']}\n{t['body']}".lower()
+        if any(marker in text for marker in FORWARDED):
+            assert t["category"] != Category.MONITORING, t["id"]
+
+
+def test_personal_devices_keep_a_technical_category(tickets):
+    for t in tickets:
+        if "personal_device" in t["conditions"]:
+            assert t["category"] not in (Category.OTHER, Category.MONITORING), t["id"]
+
+
+def test_questions_are_never_urgent(tickets):
+    """P1/P2 need an incident in progress or a blocked person, not a question."""
+    for t in tickets:
+        if t["kind"] == Kind.QUESTION:
+            assert t["priority"] in (Priority.P3, Priority.P4), t["id"]
+
+
+def test_no_near_duplicate_bodies_within_a_category(tickets):
+    """Paraphrases drift the corpus into templates: word overlap stays below 0.7."""
+    by_category: dict[str, list[tuple[str, frozenset[str]]]] = {}
+    for t in tickets:
+        if t["kind"] != Kind.ALERT:  # alert payloads share their tool's template by nature
+            words = frozenset(re.findall(r"\w+", t["body"].lower()))
+            if len(words) >= 5:
+                by_category.setdefault(t["category"], []).append((t["id"], words))
+    close = [
+        (a, b)
+        for items in by_category.values()
+        for (a, wa), (b, wb) in itertools.combinations(items, 2)
+        if len(wa & wb) / len(wa | wb) >= 0.7
+    ]
+    assert close == []

@@ -66,3 +66,59 @@ class TestVerdict:
     def test_language_detection(self):
         assert detect_language("12345", Language.RU) is Language.RU
         assert detect_language("hello world, мир", Language.RU) is Language.EN
+
+
+class TestReasons:
+    def test_reasons_name_the_words_the_signal_and_the_contract(self, model, book):
+        verdict = decide(
+            model,
+            "Принтер в бухгалтерии",
+            "Принтер зажевал бумагу и не печатает",
+            book.get("romashka"),
+        )
+        assert verdict.category is Category.PRINTING
+        assert "принтер" in verdict.reasons[0]
+        assert verdict.reasons[0].endswith("%)")
+        assert any("incident → P3" in r for r in verdict.reasons)
+        assert verdict.reasons[-1] == "printing is included in ООО «Ромашка»'s contract"
+
+    def test_personal_device_keeps_its_category_and_is_excluded(self, model, book):
+        verdict = decide(
+            model,
+            "Почта на телефоне",
+            "Настройте, пожалуйста, рабочую почту на мой личный телефон.",
+            book.get("romashka"),
+        )
+        assert verdict.category is Category.EMAIL
+        assert verdict.scope is Scope.EXCLUDED
+        assert any("personal_device" in r for r in verdict.reasons)
+
+    def test_printer_repair_is_included_and_toner_purchase_excluded(self, model, book):
+        repair = decide(
+            model,
+            "Printer",
+            "The printer makes a grinding noise, please fix it",
+            book.get("vector"),
+        )
+        toner = decide(model, "Toner", "Please order two toner cartridges", book.get("vector"))
+        assert repair.category is toner.category is Category.PRINTING
+        assert repair.scope is Scope.INCLUDED
+        assert toner.scope is Scope.EXCLUDED
+
+    def test_an_alert_is_monitoring_with_its_severity(self, model, book):
+        verdict = decide(
+            model,
+            "[FIRING:1] HostDown srv-fs02",
+            "[FIRING:1] HostDown\nLabels:\n - alertname = HostDown\n - severity = critical\n"
+            "Annotations:\n - summary = Host srv-fs02 is unreachable",
+            book.get("vector"),
+        )
+        assert verdict.category is Category.MONITORING
+        assert verdict.priority is Priority.P1
+        assert any("alert" in r for r in verdict.reasons)
+
+    def test_the_verdict_does_not_depend_on_the_previous_ticket(self, model, book):
+        contract = book.get("romashka")
+        first = decide(model, "Интернет", "Нет интернета во всём офисе", contract)
+        decide(model, "Кофемашина", "Сломалась кофемашина", contract)
+        assert decide(model, "Интернет", "Нет интернета во всём офисе", contract) == first

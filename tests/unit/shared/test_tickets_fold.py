@@ -9,6 +9,7 @@ from opora_shared.events import (
     NotificationSent,
     SlaArmed,
     SlaBreached,
+    TicketAssigned,
     TicketClassified,
     TicketUpdated,
 )
@@ -86,6 +87,8 @@ class TestFold:
         assert view.status is TicketStatus.NEW
         assert view.classification is None
         assert view.sla is None
+        assert view.assignee is None
+        assert view.approval is None
 
     def test_classified_armed_and_acknowledged(self):
         received, classified, armed, sent = history()
@@ -161,3 +164,75 @@ class TestRearm:
         assert view.sla.resolution_due == T0 + timedelta(hours=30)
         assert view.sla.state == "responded"
         assert view.sla.first_response_at == T0 + timedelta(minutes=5)
+
+
+def assignment(received, minutes, assignee, rule, previous=None):
+    return TicketAssigned(
+        **envelope(received, minutes),
+        assignee=assignee,
+        assignee_email=f"{assignee}@opora.local",
+        team="service-desk",
+        priority=Priority.P2,
+        rule=rule,
+        previous_assignee=previous,
+        reasons=("printing → service-desk", f"{assignee} takes it"),
+    )
+
+
+class TestAssignee:
+    def test_the_latest_assignment_with_its_rule_and_reasons(self):
+        received, classified, armed, _ = history()
+        first = assignment(received, 2, "maria", "skill_least_load")
+        view = fold([received, classified, armed, first])
+        assert view.assignee.id == "maria"
+        assert view.assignee.email == "maria@opora.local"
+        assert view.assignee.team == "service-desk"
+        assert view.assignee.rule == "skill_least_load"
+        assert view.assignee.reasons == ["printing → service-desk", "maria takes it"]
+        assert view.assignee.assigned_at == T0 + timedelta(minutes=2)
+        moved = assignment(received, 600, "duty", "shift_end", previous="maria")
+        view = fold([received, classified, armed, first, moved])
+        assert (view.assignee.id, view.assignee.rule, view.assignee.previous) == (
+            "duty",
+            "shift_end",
+            "maria",
+        )
+
+
+class TestApproval:
+    def classified_as(self, scope: Scope):
+        received, classified, _, _ = history()
+        return received, classified.model_copy(update={"scope": scope})
+
+    @pytest.mark.parametrize(
+        ("scope", "approval"),
+        [
+            (Scope.BILLABLE, "requested"),
+            (Scope.EXCLUDED, "requested"),
+            (Scope.INCLUDED, None),
+            (Scope.NEEDS_REVIEW, None),
+        ],
+    )
+    def test_billable_or_excluded_work_waits_for_the_approver(self, scope, approval):
+        received, classified = self.classified_as(scope)
+        assert fold([received, classified]).approval == approval
+
+    @pytest.mark.parametrize(
+        ("change", "approval"),
+        [(TicketChange.APPROVED, "approved"), (TicketChange.DECLINED, "declined")],
+    )
+    def test_the_decision_is_recorded(self, change, approval):
+        received, classified = self.classified_as(Scope.BILLABLE)
+        view = fold([received, classified, update(received, 30, change)])
+        assert view.approval == approval
+
+    def test_a_decision_outlives_a_later_classification(self):
+        received, classified = self.classified_as(Scope.BILLABLE)
+        approved = update(received, 30, TicketChange.APPROVED)
+        again = classified.model_copy(update={"event_id": uuid.uuid4()})
+        assert fold([received, classified, approved, again]).approval == "approved"
+
+    def test_a_reclassification_as_included_withdraws_the_request(self):
+        received, classified = self.classified_as(Scope.BILLABLE)
+        included = classified.model_copy(update={"scope": Scope.INCLUDED})
+        assert fold([received, classified, included]).approval is None

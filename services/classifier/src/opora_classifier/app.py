@@ -1,9 +1,12 @@
 """The classifier's composition root: settings in, a runnable FastStream app out."""
 
+from collections.abc import Callable, Coroutine
+from typing import Any
+
 from faststream import FastStream
 from prometheus_client import CollectorRegistry
 
-from opora_classifier import handlers
+from opora_classifier import handlers, routing_handlers
 from opora_classifier.metrics import ClassifierMetrics
 from opora_classifier.settings import ClassifierSettings
 from opora_shared.contract_store import ContractStore
@@ -17,7 +20,7 @@ def create_app(
     clock: Clock = utc_now,
     registry: CollectorRegistry | None = None,
 ) -> FastStream:
-    """Wire the classifier: broker, contracts, model, metrics and handlers."""
+    """Wire the classifier: broker, contracts, model, metrics, handlers and routing."""
     registry = registry if registry is not None else CollectorRegistry()
     broker = make_broker(settings, service="classifier", registry=registry)
     contracts = ContractStore(settings.contracts_dir, settings.team_file)
@@ -31,10 +34,16 @@ def create_app(
         metrics=ClassifierMetrics(registry),
         clock=clock,
     )
+    background: list[Callable[[], Coroutine[Any, Any, None]]] = []
+    if settings.routing:
+        router = routing_handlers.register(broker, settings, contracts=contracts, clock=clock)
+        background.append(lambda: router.run_shift_checks(settings.shift_check_interval_s))
     return build_app(
         broker,
         title="opora-classifier",
-        description="Tags every ticket with category, kind, scope, priority and language.",
+        description="Tags every ticket with category, kind, scope, priority and language, "
+        "and assigns it to an engineer.",
         on_start=model.load,
         contracts=contracts,
+        background=background,
     )

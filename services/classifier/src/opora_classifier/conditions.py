@@ -6,6 +6,7 @@ is detected by named phrases in Russian and English and reported with the phrase
 Stems are matched at a word start on lowercased text with ё folded to е.
 """
 
+import functools
 import re
 from collections.abc import Sequence
 
@@ -17,8 +18,26 @@ NON_IT = "non_it"
 CONDITIONS = (CONSUMABLES, PERSONAL_DEVICE, NEW_EQUIPMENT, ONSITE_OUT_OF_HOURS, NON_IT)
 
 
+def alternation(phrases: Sequence[str]) -> str:
+    """The phrases as one regex alternation, factored by first letter (same matches, faster).
+
+    Python's regex engine tries the branches of an alternation one by one at every position;
+    a branch that starts with a literal is rejected on its first character. Grouping phrases
+    under their first letter ("п(?:ринтер|ечат)") turns a hundred checks per position into a
+    few dozen. Order within a letter is kept, so earlier (longer) phrases still win.
+    """
+    groups: dict[str, list[str]] = {}
+    rest: list[str] = []
+    for phrase in phrases:
+        if len(phrase) > 1 and phrase[0].isalnum() and phrase[1] not in "?*+{|":
+            groups.setdefault(phrase[0], []).append(phrase[1:])
+        else:
+            rest.append(phrase)
+    return "|".join([f"{first}(?:{'|'.join(tails)})" for first, tails in groups.items()] + rest)
+
+
 def _any(*stems: str) -> str:
-    return "(?:" + "|".join(stems) + ")"
+    return "(?:" + alternation(stems) + ")"
 
 
 _W = r"(?<!\w)"
@@ -398,6 +417,7 @@ _RULES: tuple[tuple[str, str, re.Pattern[str]], ...] = (
     ),
     (NON_IT, "not IT", re.compile(f"{_W}{_NON_IT}")),
 )
+_LABELS = {name: label for name, label, _ in _RULES}
 _NEW_EQUIPMENT_VETO = re.compile(
     f"{_W}{_any('тонер', 'картридж', 'бумаг', 'toner', 'cartridge', 'paper', 'drum', 'барабан')}"
 )
@@ -408,6 +428,35 @@ def normalise(text: str) -> str:
     return " ".join(text.lower().replace("ё", "е").split())
 
 
+@functools.lru_cache(maxsize=16)
+def _matches(text: str) -> tuple[tuple[str, str], ...]:
+    """Every rule that matches a normalised text, with its phrase, before any narrowing.
+
+    Cached: the priority signals and the scope step read the same ticket's text.
+    """
+    found = [(name, m.group(0).strip()) for name, _, p in _RULES if (m := p.search(text))]
+    if _NEW_EQUIPMENT_VETO.search(text):
+        found.append(("_veto", ""))
+    return tuple(found)
+
+
+def find_conditions(text: str, *, category: str | None = None) -> dict[str, str]:
+    """The conditions an already normalised text meets, each with the phrase that fired."""
+    matches = dict(_matches(text))
+    found: dict[str, str] = {}
+    for name in CONDITIONS:
+        if name not in matches:
+            continue
+        if name == CONSUMABLES and category not in (None, "printing"):
+            continue
+        if name == NON_IT and category not in (None, "other"):
+            continue
+        if name == NEW_EQUIPMENT and (CONSUMABLES in found or "_veto" in matches):
+            continue
+        found[name] = matches[name]
+    return found
+
+
 def detect_conditions(
     subject: str, body: str, *, category: str | None = None
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -416,22 +465,10 @@ def detect_conditions(
     ``category`` (from the model) narrows two rules: consumables only for printing, and non-IT
     only when the model also says ``other`` (a "new office chair" ticket, not a "keyboard").
     """
-    text = normalise(f"{subject}. {body}")
-    found: list[str] = []
-    reasons: list[str] = []
-    for name, label, pattern in _RULES:
-        match = pattern.search(text)
-        if not match:
-            continue
-        if name == CONSUMABLES and category not in (None, "printing"):
-            continue
-        if name == NON_IT and category not in (None, "other"):
-            continue
-        if name == NEW_EQUIPMENT and (CONSUMABLES in found or _NEW_EQUIPMENT_VETO.search(text)):
-            continue
-        found.append(name)
-        reasons.append(f"'{match.group(0).strip()}' → {label} ({name})")
-    return tuple(found), tuple(reasons)
+    found = find_conditions(normalise(f"{subject}. {body}"), category=category)
+    return tuple(found), tuple(
+        f"'{phrase}' → {_LABELS[name]} ({name})" for name, phrase in found.items()
+    )
 
 
 def conditions_of(subject: str, body: str, *, category: str | None = None) -> tuple[str, ...]:

@@ -5,6 +5,9 @@ urgency signals (``priority.py``); conditions (consumables, personal device...) 
 ``conditions.py``; scope from the tenant's contract, where a condition overrides the
 category's scope. Below the review threshold, or for a sender no contract knows, the scope is
 ``needs_review``. Every step adds a reason a team lead can read. Pure given the loaded model.
+
+One ticket at a time is the service's path, so it is kept cheap: the text is vectorised once
+(the model and the priority layer share it) and no scikit-learn object is touched.
 """
 
 import re
@@ -56,9 +59,12 @@ def decide(
     features = ", ".join(f"'{f}'" for f in prediction.top_features[:3])
     reasons = [f"{features or 'the text'} → {category} ({prediction.category_confidence:.0%})"]
     if kind is not Kind.INCIDENT:
-        reasons.append(f"worded as a {kind} ({prediction.kind_confidence:.0%})")
+        article = "an" if kind is Kind.ALERT else "a"
+        reasons.append(f"worded as {article} {kind} ({prediction.kind_confidence:.0%})")
     vip = bool(contract and sender and sender.lower() in contract.vip_senders)
-    priority, priority_reasons = assess_priority(subject, body, kind, vip_sender=vip)
+    priority, priority_reasons = assess_priority(
+        subject, body, kind, vip_sender=vip, model=model.priority
+    )
     reasons.extend(priority_reasons)
     language = detect_language(f"{subject}\n{body}", contract.language if contract else Language.EN)
     confidence = round(float(prediction.category_confidence), 2)

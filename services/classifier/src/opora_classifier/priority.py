@@ -1,28 +1,31 @@
 """Priority from impact x urgency signals in a ticket's text (ITIL), in Russian and English. Pure.
 
-Each signal has a name that appears in the ticket's reasons. The start is the kind's usual
-priority (an incident P3, a request or question P4, an alert by its severity words); impact
-signals (whole office, many users, business stopped, server down, security incident in
-progress) raise it to P1 or P2, urgency signals (today, urgent, trucks waiting, a key person
-or the reporting day) raise it one level, and calm words (planned, when you have time)
-lower it. Text is lowercased with ё folded to е before matching.
+Each signal has a name that appears in the ticket's reasons. The rule starts from the kind's
+usual priority (an incident P3, a request or question P4, an alert by its severity field);
+impact signals (business stopped, the whole office, a server down, a security incident in
+progress: P1; a department, a key person, customers or a security risk: P2) raise it; a
+deadline raises an incident one level; calm words (no rush, a workaround, a cosmetic issue, a
+planned change) lower it; what the contract does not cover (a personal device, a non-IT
+request) is P4. A phrase that limits the impact ("only me", "everyone else is fine") cancels the
+wide-impact signals. Text is lowercased, ё folded to е, whitespace collapsed.
+
+A learned layer (``opora_classifier.model.PriorityModel``, trained with the category model)
+reads these signals and the ticket's words and has the last word, except where an explicit
+signal the rules trust (a security incident in progress, an alert's severity) decides. This
+module holds the rules and the decision; it does not train anything.
 """
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
-import joblib  # type: ignore[import-untyped,unused-ignore]
-import numpy as np
-from scipy.sparse import hstack  # type: ignore[import-untyped,unused-ignore]
-from sklearn.feature_extraction.text import TfidfVectorizer  # type: ignore[import-untyped,unused-ignore]
-from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped,unused-ignore]
-
+from opora_classifier.conditions import alternation, find_conditions, normalise
 from opora_shared.vocabulary import Kind, Priority
 
 _ORDER = (Priority.P1, Priority.P2, Priority.P3, Priority.P4)
+_LEVEL = {p: i for i, p in enumerate(_ORDER)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,23 +39,93 @@ class Signal:
 
 
 def _re(*phrases: str) -> re.Pattern[str]:
-    return re.compile(r"(?<!\w)(?:" + "|".join(phrases) + ")")
+    return re.compile(r"(?<!\w)(?:" + alternation(phrases) + ")")
 
 
-# Alerts: severity words of Zabbix (ru/en), Alertmanager, Grafana, Veeam, APC, RMM tools.
+_PEOPLE = (
+    r"(?:people|users|staff|agents|dispatchers|drivers|clerks|colleagues|employees|managers|"
+    r"accountants|operators|pickers|человек|сотрудник\w*|пользовател\w*|менеджер\w*|"
+    r"бухгалтер\w*|оператор\w*|кладовщик\w*|водител\w*|кассир\w*|коллег\w*)"
+)
+_COUNT = (
+    r"(?:\d+|two|three|four|five|six|seven|eight|nine|ten|twelve|fifteen|twenty|several|many|"
+    r"multiple|двое|трое|четверо|пятеро|шестеро|два|две|три|четыре|пять|шесть|семь|восемь|"
+    r"десять|несколько|много)"
+)
+
+# --- Alerts: the severity field first, then what the alert says ---------------------------------
+
+_SEVERITY_FIELD = re.compile(
+    r"(?:severity|серьезность|важность|критичность|уровень|level|priority|приоритет|urgency|"
+    r"status|state|статус|состояние)\s*[:=]\s*\"?([a-zа-я0-9]+)"
+)
+_SEVERITY_WORDS: dict[str, Priority] = {
+    "disaster": Priority.P1,
+    "emergency": Priority.P1,
+    "чрезвычайная": Priority.P1,
+    "чрезвычайный": Priority.P1,
+    "critical": Priority.P2,
+    "критическая": Priority.P2,
+    "критический": Priority.P2,
+    "критическое": Priority.P2,
+    "high": Priority.P2,
+    "высокая": Priority.P2,
+    "высокий": Priority.P2,
+    "error": Priority.P2,
+    "ошибка": Priority.P2,
+    "major": Priority.P2,
+    "failed": Priority.P2,
+    "down": Priority.P2,
+    "sev0": Priority.P2,
+    "sev1": Priority.P2,
+    "p1": Priority.P1,
+    "p2": Priority.P2,
+    "warning": Priority.P3,
+    "warn": Priority.P3,
+    "caution": Priority.P3,
+    "sev2": Priority.P3,
+    "p3": Priority.P3,
+    "предупреждение": Priority.P3,
+    "average": Priority.P3,
+    "средняя": Priority.P3,
+    "средний": Priority.P3,
+    "minor": Priority.P3,
+    "medium": Priority.P3,
+    "sev3": Priority.P4,
+    "sev4": Priority.P4,
+    "p4": Priority.P4,
+    "info": Priority.P4,
+    "information": Priority.P4,
+    "informational": Priority.P4,
+    "информация": Priority.P4,
+    "сведения": Priority.P4,
+    "низкая": Priority.P4,
+    "низкий": Priority.P4,
+    "low": Priority.P4,
+    "none": Priority.P4,
+    "success": Priority.P4,
+    "ok": Priority.P4,
+    "up": Priority.P4,
+    "resolved": Priority.P4,
+}
+
 ALERT_SIGNALS: tuple[Signal, ...] = (
     Signal(
         "alert_resolved",
         _re(
             r"\[resolved\]",
-            "resolved",
-            "решено",
+            "resolved:",
+            "problem has been resolved",
+            "решено:",
             "проблема решена",
             r"\[success\]",
             "status: success",
-            "ok:",
+            "completed successfully",
             "recovered",
-            "восстановлен",
+            "восстановлено",
+            "работа от сети",
+            r"\[✅ up\]",
+            "is up",
         ),
         Priority.P4,
     ),
@@ -63,38 +136,48 @@ ALERT_SIGNALS: tuple[Signal, ...] = (
             "чрезвычайн",
             "hostdown",
             "host down",
+            "state: down",
+            "host unreachable",
+            "nodedown",
             "недоступен по icmp",
-            "unreachable",
+            "not responding",
+            "connection lost",
             "outbreak",
+            "эпидеми",
             "ransom",
             "low battery",
-            "runtime remaining",
+            "низкий заряд",
+            "shutdown imminent",
+            "initiated shutdown",
+            "shutdown initiated",
+            "инициировано отключение",
             "graceful shutdown",
-            "gatewaydown",
-            "is down",
-            r"down \(0\)",
+            "disk space is critically low",
+            "нет свободного места",
+            "free disk space is 0",
         ),
         Priority.P1,
     ),
     Signal(
         "alert_critical",
         _re(
-            "severity = critical",
-            "severity: critical",
-            "severity=critical",
-            "level=critical",
+            "critical",
             "критическ",
             "высокая",
-            "important",
-            "high",
             "status: failed",
             r"\[failed\]",
             "on battery",
-            "error",
-            "failed logon",
+            "питание от батаре",
+            "degraded",
+            "деградирован",
             "tunnel down",
             "expired",
+            "failed logon",
+            "неудачных попыток",
             "недоступен",
+            "unreachable",
+            "is down",
+            r"\bdown\b",
         ),
         Priority.P2,
     ),
@@ -107,22 +190,35 @@ ALERT_SIGNALS: tuple[Signal, ...] = (
             "average",
             "minor",
             "predict",
-            "отключен",
             "almostoutofspace",
             "мало свободного",
             "latency",
+            "high memory",
+            "high cpu",
         ),
         Priority.P3,
     ),
     Signal(
         "alert_info",
-        _re("severity = info", "severity: info", "information", "информац", "сведения", "info"),
+        _re(
+            "severity = info",
+            "severity: info",
+            "informational",
+            "информация",
+            "сведения",
+            "низкая",
+            "severity=none",
+            "expires in",
+            "истекает через",
+            "recommended",
+        ),
         Priority.P4,
     ),
 )
 
-# Impact and urgency in people's text, strongest first.
-TEXT_SIGNALS: tuple[Signal, ...] = (
+# --- People's text: impact, strongest first -----------------------------------------------------
+
+IMPACT_SIGNALS: tuple[Signal, ...] = (
     Signal(
         "security_incident_in_progress",
         _re(
@@ -134,20 +230,27 @@ TEXT_SIGNALS: tuple[Signal, ...] = (
             r"\.locked",
             r"\.crypt",
             "деньги ушли",
-            "оплатила? [^.]{0,40}на чужой",
-            "money (?:was )?sent",
-            "wired",
+            r"оплатил[аи]? [^.]{0,40}(?:на чужой|по новым реквизитам|на новый счет)",
+            r"(?:already )?paid [^.]{0,40}(?:to the new|new account|new bank)",
+            r"money (?:was |has been )?(?:sent|wired|transferred)",
+            "перевели деньги",
             "teamviewer",
             "anydesk",
             "remote control",
-            "сидит в почте",
-            "кто-то сидит",
-            "ввела? (?:логин и )?пароль",
-            "typed my password",
-            "entered my password",
+            "управляет (?:моим )?компьютером",
+            "курсор (?:сам|двигается)",
+            r"mouse (?:is )?moving (?:by|on) its own",
+            "сидит в (?:моей )?почте",
+            r"ввел[аи]? (?:свой |мой )?(?:логин и )?пароль",
+            r"(?:typed|entered|put) (?:in )?(?:my|our|his|her) (?:password|credentials)",
             "threatened",
             "угрожа",
+            "грозится",
             "wipe everything",
+            "всё удалить",
+            "все удалить",
+            "still on site",
+            "еще в здании",
         ),
         Priority.P1,
     ),
@@ -157,9 +260,11 @@ TEXT_SIGNALS: tuple[Signal, ...] = (
             "весь офис",
             "всего офиса",
             "во всем офисе",
-            "у всех",
+            "всему офису",
+            r"у всех(?! есть| работает| нормально| в порядке)",
             "ни у кого",
-            "никто не",
+            "ни у одного",
+            r"никто не (?:может|работает|можем)",
             "все сотрудники",
             "всех сотрудник",
             "вся компания",
@@ -167,57 +272,58 @@ TEXT_SIGNALS: tuple[Signal, ...] = (
             "вся сеть",
             "whole office",
             "entire office",
-            "everyone",
-            "nobody",
-            "no one",
+            "all offices",
+            "whole company",
+            "entire company",
+            "company-wide",
+            "across the company",
+            r"everyone(?! else)(?: in the office)? (?:is |can't|cannot|has|lost|gets)",
+            r"nobody (?:can|in the office)",
+            "no one can",
             "all users",
             "all staff",
-            "whole company",
-            "across the company",
-            "company-wide",
-            "all stopped",
             "office down",
-            "none of our",
+            "none of (?:our|the) (?:pcs|computers|users|staff|phones)",
         ),
         Priority.P1,
     ),
     Signal(
         "business_stopped",
         _re(
-            "не можем отгрузить",
-            "не можем работать",
-            "работа стоит",
+            "не можем (?:отгрузить|работать|принимать|выставить|отгружать)",
+            "работа (?:всей компании )?стоит",
             "все стоит",
+            "всё стоит",
             "стоим",
-            "встал[аи]? ",
-            "остановил",
+            r"(?:склад|производство|отгрузк[аи]|линия|магазин|касс[аы]) (?:стоит|остановлен|встал)",
+            r"остановлен[аоы]?(?! на)",
             "прием заказов",
-            "can't ship",
-            "cannot ship",
-            "trucks are waiting",
-            "trucks waiting",
-            "stopped",
-            "can't work",
-            "cannot work",
-            "operations halted",
-            "dispatch is down",
+            "отгрузка остановлена",
+            r"(?:can't|cannot|can not) (?:ship|dispatch|load|invoice|trade|operate)",
+            r"trucks? (?:are |is )?waiting",
+            r"drivers (?:are )?waiting",
+            "operations (?:halted|stopped)",
+            r"(?:dispatch|shipping|receiving|warehouse) (?:is |has )?(?:down|stopped|halted)",
             "business is down",
+            "line is stopped",
+            "stopped shipping",
+            r"nothing (?:is )?(?:moving|shipping|going out)",
+            r"(?:все|всё) встало",
+            "ничего не отгружаем",
         ),
         Priority.P1,
     ),
     Signal(
         "server_down",
         _re(
-            "сервер не отвечает",
-            "сервер упал",
-            "сервер недоступен",
-            "сервер лежит",
-            "server (?:is )?down",
-            "server (?:is )?not responding",
-            "server unreachable",
-            "wms (?:is )?down",
-            "erp (?:is )?down",
-            "is down",
+            r"сервер\w* (?:1с |1c )?(?:не отвечает|упал|недоступен|лежит|не загружается|"
+            r"не запускается|выключился)",
+            r"(?:server|host|esxi|hypervisor|wms|erp|tms|domain controller)\w* (?:is |has )?"
+            r"(?:down|not responding|unreachable|crashed|won't boot)",
+            "server (?:went|has gone) down",
+            "no logon servers",
+            "нет доступных серверов",
+            r"(?:all|все) (?:vms|виртуальн\w*|базы)",
         ),
         Priority.P1,
     ),
@@ -226,37 +332,60 @@ TEXT_SIGNALS: tuple[Signal, ...] = (
         _re(
             "весь отдел",
             "всего отдела",
+            "всему отделу",
             "всей бухгалтери",
             "вся бухгалтерия",
+            "бухгалтерия не может",
             "весь склад",
             "у отдела",
-            "отдел продаж",
-            r"\d+ человек",
-            r"the whole (?:\w+ )?team",
-            r"entire (?:\w+ )?team",
+            r"отдел\w* (?:продаж|закупок|доставки|логистики) (?:не может|стоит|без)",
+            r"(?:the )?(?:whole|entire|all of) (?:the )?(?:\w+ )?"
+            r"(?:team|department|floor|shift|depot|warehouse)",
+            r"(?:billing|customs|dispatch|finance|sales|accounts|warehouse|customer service|"
+            r"night shift)(?: team)? (?:can't|cannot|is blocked|are blocked)",
             "department",
-            "the warehouse",
-            "all the",
-            "several",
-            "несколько",
-            "трое",
-            "three",
+            "several users",
             "many users",
+            "multiple users",
+            rf"{_COUNT} {_PEOPLE}",
+            "колл-центр",
+            "call center",
         ),
         Priority.P2,
     ),
     Signal(
         "key_person",
         _re(
-            "директор",
-            "главн(?:ый|ого|ому) бухгалтер",
+            r"директор(?!ии)\w*",
+            r"гендиректор\w*",
+            r"главн\w* бухгалтер\w*",
             "главбух",
             "ceo",
             "cfo",
-            "director",
+            "coo",
+            "managing director",
+            r"the md\b",
             "owner",
             "president",
             "vp ",
+            "payroll manager",
+            "financial controller",
+        ),
+        Priority.P2,
+    ),
+    Signal(
+        "customers_affected",
+        _re(
+            r"клиент\w* (?:не могут|жалуются|звонят|ждут|не получают)",
+            "теряем (?:заказы|клиентов|деньги)",
+            "источник клиентов",
+            "поток заказов",
+            r"customers? (?:can't|cannot|are complaining|keep calling|are waiting|get)",
+            "losing (?:orders|customers|money|business)",
+            "customer-facing",
+            "штраф",
+            "penalt",
+            "fined",
         ),
         Priority.P2,
     ),
@@ -266,234 +395,362 @@ TEXT_SIGNALS: tuple[Signal, ...] = (
             "взлом",
             "hacked",
             "украл",
+            "украден",
             "stolen",
+            "потерял[аи]? (?:служебный|рабочий|ноутбук|телефон)",
+            r"lost (?:my |the |a |his |her )?(?:work |company )?(?:laptop|phone)",
             "утечк",
             "leak",
+            "скопировал",
             "пароль был изменен",
             "password was changed",
             "sign-in from",
-            "вход в вашу",
-            "от директора",
-            "from the ceo",
-            "fake invoice",
-            "спам от меня",
-            "от меня пришло",
+            "вход (?:в вашу|с незнаком)",
+            "подозрительный вход",
+            "suspicious (?:login|sign-in|activity)",
+            "от меня (?:пришло|рассыла)",
             "from me",
+            "рассылает спам",
+            "sending spam",
+            "fake invoice",
+            "поддельн",
+            "новыми реквизитами",
+            "new bank details",
+            "перешел по ссылке",
+            "перешла по ссылке",
+            "нажал[аи]? на ссылку",
+            "clicked (?:a|the|on)",
+            "вирус",
+            "virus",
+            "malware",
+            "infected",
+            "заражен",
         ),
         Priority.P2,
     ),
-    Signal(
-        "deadline_today",
-        _re(
-            "сегодня",
-            "срочно",
-            "немедленно",
-            "прямо сейчас",
-            "горит",
-            "через \\d+ минут",
-            "urgent",
-            "asap",
-            "right now",
-            "immediately",
-            "today",
-            "in \\d+ minutes",
-            "отчетност",
-            "сдач[аи] ",
-            "зарплат",
-            "payroll",
-            "month-end",
-            "month end",
-            "deadline",
-            "дедлайн",
-        ),
-        step=-1,
+)
+
+# Limits the impact: one user, the others are fine. Cancels the wide-impact signals.
+ONLY_ME = Signal(
+    "only_one_user",
+    _re(
+        r"у (?:всех|остальных|коллег|соседей) (?:есть|работает|нормально|все нормально|в порядке)",
+        "только у меня",
+        "только на моем",
+        "у меня одного",
+        "у меня одной",
+        "остальные работают",
+        "у других работает",
+        r"everyone else(?: is)? (?:fine|ok|okay|works|can)",
+        r"(?:others|the others|other people|colleagues) (?:are fine|can|have it|work)",
+        "only me",
+        "only mine",
+        "just me",
+        "just my",
+        "only my",
     ),
+)
+
+URGENCY = Signal(
+    "deadline_today",
+    _re(
+        "сегодня",
+        "срочно",
+        "срочн",
+        "немедленно",
+        "прямо сейчас",
+        "горит",
+        r"через (?:\d+|пару|полчаса|час)",
+        r"до \d{1,2}[:.]\d\d",
+        r"до \d{1,2} (?:часов|утра)",
+        "urgent",
+        "asap",
+        "right now",
+        "immediately",
+        "today",
+        "tonight",
+        r"in (?:\d+|an|half an) (?:minutes?|hours?|hour)",
+        r"by \d{1,2}(?::\d\d)? ?(?:am|pm)",
+        r"before \d{1,2}(?::\d\d)? ?(?:am|pm)",
+        "отчетност",
+        r"сдач[аи] ",
+        "последний день",
+        "зарплат",
+        "payroll",
+        "payday",
+        "month-end",
+        "month end",
+        "deadline",
+        "дедлайн",
+        "совещани",
+        "встреч",
+        "board (?:call|meeting)",
+        "meeting",
+        "презентац",
+        "presentation",
+    ),
+    step=-1,
 )
 
 CALM_SIGNALS: tuple[Signal, ...] = (
     Signal(
+        "cosmetic",
+        _re(
+            "мелочь",
+            "не критично",
+            "некритично",
+            "просто неудобно",
+            "неудобно",
+            "не мешает",
+            "не страшно",
+            "cosmetic",
+            "not a big deal",
+            "no big deal",
+            "just messy",
+            "minor",
+            "annoying",
+            "not critical",
+            "a bit",
+            "slightly",
+        ),
+        Priority.P4,
+    ),
+    Signal(
         "not_urgent",
         _re(
             "не срочно",
+            "несрочно",
             "когда будет время",
             "когда удобно",
+            "когда сможете",
             "не горит",
             "по возможности",
             "в течение недели",
+            "до конца (?:недели|месяца)",
             "заранее",
             "not urgent",
             "no rush",
+            "no hurry",
             "when you have time",
             "when you get a chance",
             "whenever",
-            "next week",
-            "следующей неделе",
+            "within the week",
+            "next (?:week|month|quarter)",
+            "на следующей неделе",
+            "в следующ",
             "с понедельника",
+            "с 1 числа",
             "from monday",
             "starting on",
-            "в следующ",
+            "until then",
+            "in the meantime",
         ),
         step=1,
     ),
     Signal(
-        "workaround_exists", _re("пока работаю", "пока работаем", "workaround", "for now"), step=1
+        "workaround_exists",
+        _re(
+            "пока работа[юе]",
+            "работаем через",
+            "работаю через",
+            "можно работать",
+            "работать можно",
+            "вручную",
+            "руками",
+            "взял[аи]? другую",
+            "workaround",
+            "for now",
+            "by hand",
+            "manually",
+            "still works",
+            "still working",
+            "we can still",
+            "using (?:owa|webmail|the web)",
+            "работает, но",
+        ),
+        step=1,
+    ),
+    Signal(
+        "planned_change",
+        _re(
+            "хотим",
+            "хотелось бы",
+            "планово",
+            "планируем",
+            "запланир",
+            "подберите",
+            "оцените",
+            "сколько стоит",
+            "сколько будет стоить",
+            "коммерческое предложение",
+            r"\bкп\b",
+            "we'd like",
+            "we would like",
+            "we want",
+            "we're planning",
+            "planning to",
+            "quote",
+            "how much",
+            "can we get",
+            "could we get",
+            "would it be possible",
+            "is it possible",
+            "можно ли",
+        ),
+        step=1,
     ),
 )
 
+_PEOPLE_SIGNALS: tuple[Signal, ...] = (*IMPACT_SIGNALS, ONLY_ME, URGENCY, *CALM_SIGNALS)
+ALL_SIGNALS: tuple[Signal, ...] = (*ALERT_SIGNALS, *_PEOPLE_SIGNALS)
+_WIDE = frozenset({"whole_office_down", "department_blocked"})
+STRONG_SIGNALS = frozenset({"security_incident_in_progress"})
+_NOT_COVERED = ("personal_device", "non_it")
 
-def _normalise(text: str) -> str:
-    return " ".join(text.lower().replace("ё", "е").split())
+
+def find_signals(subject: str, body: str, kind: Kind | None = None) -> dict[str, str]:
+    """Every signal found in a ticket, by name, with the phrase that fired (first occurrence).
+
+    With a ``kind``, only the families that apply: an alert's severity, or a person's impact,
+    urgency and calm words.
+    """
+    text = normalise(f"{subject}. {body}")
+    if kind is None:
+        families: tuple[Signal, ...] = ALL_SIGNALS
+    elif kind is Kind.ALERT:
+        families = ALERT_SIGNALS
+    else:
+        families = _PEOPLE_SIGNALS
+    found: dict[str, str] = {}
+    for signal in families:
+        match = signal.pattern.search(text)
+        if match:
+            found[signal.name] = match.group(0).strip()
+    if kind is not Kind.ALERT:
+        # What the contract does not cover (a personal device, a non-IT request) is low priority.
+        for name, phrase in find_conditions(text).items():
+            if name in _NOT_COVERED:
+                found[f"not_covered_{name}"] = phrase
+    if kind is None or kind is Kind.ALERT:
+        severity = _SEVERITY_FIELD.search(text)
+        if severity and severity.group(1) in _SEVERITY_WORDS:
+            found["alert_severity_field"] = severity.group(1)
+    return found
 
 
 def _shift(priority: Priority, step: int, *, floor: Priority = Priority.P1) -> Priority:
-    index = min(max(_ORDER.index(priority) + step, _ORDER.index(floor)), len(_ORDER) - 1)
+    index = min(max(_LEVEL[priority] + step, _LEVEL[floor]), len(_ORDER) - 1)
     return _ORDER[index]
 
 
-def _rule_priority(
-    subject: str, body: str, kind: Kind, *, vip_sender: bool = False
+def _alert_priority(found: Mapping[str, str]) -> tuple[Priority, tuple[str, ...]]:
+    if "alert_resolved" in found:
+        return Priority.P4, (f"alert_resolved: '{found['alert_resolved']}' → P4",)
+    if "alert_disaster" in found:
+        return Priority.P1, (f"alert_disaster: '{found['alert_disaster']}' → P1",)
+    field = found.get("alert_severity_field")
+    if field is not None:
+        level = _SEVERITY_WORDS[field]
+        return level, (f"alert severity '{field}' → {level}",)
+    for signal in ALERT_SIGNALS[2:]:
+        if signal.name in found and signal.level is not None:
+            return signal.level, (f"{signal.name}: '{found[signal.name]}' → {signal.level}",)
+    return Priority.P3, ("alert without severity → P3",)
+
+
+def rule_priority(
+    kind: Kind, found: Mapping[str, str], *, vip_sender: bool = False
 ) -> tuple[Priority, tuple[str, ...]]:
-    """The rules alone: priority from the named signals, and the reasons."""
-    text = _normalise(f"{subject}. {body}")
-    reasons: list[str] = []
-
+    """The rules alone: priority from the named signals found in a ticket, and the reasons."""
     if kind is Kind.ALERT:
-        for signal in ALERT_SIGNALS:
-            match = signal.pattern.search(text)
-            if match and signal.level is not None:
-                reasons.append(f"{signal.name}: '{match.group(0)}' → {signal.level}")
-                return signal.level, tuple(reasons)
-        return Priority.P3, ("alert without severity → P3",)
-
-    base = Priority.P3 if kind is Kind.INCIDENT else Priority.P4
+        return _alert_priority(found)
+    incident = kind is Kind.INCIDENT
+    base = Priority.P3 if incident else Priority.P4
     priority = base
-    reasons.append(f"{kind} → {base}")
+    reasons = [f"{kind} → {base}"]
+    limited = "only_one_user" in found
     impact: Priority | None = None
-    for signal in TEXT_SIGNALS:
-        if signal.level is None:
+    for signal in IMPACT_SIGNALS:
+        if signal.name not in found or signal.level is None:
             continue
-        match = signal.pattern.search(text)
-        if not match:
+        if limited and signal.name in _WIDE:
+            continue
+        if signal.name == "key_person" and not incident:
             continue
         level = signal.level
-        if kind is not Kind.INCIDENT and signal.name != "security_incident_in_progress":
-            # A request or question that mentions the whole office is wide, not broken.
+        if not incident and signal.name != "security_incident_in_progress":
+            # A request or question about the whole office is wide, not broken.
             level = _shift(level, 1)
-        if signal.name == "key_person" and kind is not Kind.INCIDENT:
-            continue
-        reasons.append(f"{signal.name}: '{match.group(0).strip()}' → {level}")
-        impact = level if impact is None else min(impact, level, key=_ORDER.index)
+        reasons.append(f"{signal.name}: '{found[signal.name]}' → {level}")
+        impact = level
         break
-    if vip_sender and kind is Kind.INCIDENT:
+    if limited:
+        reasons.append(f"only_one_user: '{found['only_one_user']}'")
+    if vip_sender and incident and (impact is None or _LEVEL[impact] > _LEVEL[Priority.P2]):
         reasons.append(f"vip_sender → {Priority.P2}")
-        impact = Priority.P2 if impact is None else min(impact, Priority.P2, key=_ORDER.index)
+        impact = Priority.P2
     if impact is not None:
-        priority = min(priority, impact, key=_ORDER.index)
-
-    urgency = next(s for s in TEXT_SIGNALS if s.name == "deadline_today")
-    match = urgency.pattern.search(text)
-    if match and kind is Kind.INCIDENT and priority is not Priority.P1:
+        priority = min(priority, impact, key=_LEVEL.__getitem__)
+    else:
+        for name in _NOT_COVERED:
+            if f"not_covered_{name}" in found:
+                reasons.append(f"not_covered_{name}: '{found[f'not_covered_{name}']}' → P4")
+                return Priority.P4, tuple(reasons)
+    if incident and "deadline_today" in found and priority is not Priority.P1:
         priority = _shift(priority, -1, floor=Priority.P2)
-        reasons.append(f"{urgency.name}: '{match.group(0).strip()}' → {priority}")
+        reasons.append(f"deadline_today: '{found['deadline_today']}' → {priority}")
     elif impact is None:
         for signal in CALM_SIGNALS:
-            calm = signal.pattern.search(text)
-            if calm:
-                priority = _shift(priority, signal.step)
-                reasons.append(f"{signal.name}: '{calm.group(0).strip()}' → {priority}")
+            if signal.name in found:
+                priority = (
+                    Priority.P4 if signal.level is not None else _shift(priority, signal.step)
+                )
+                reasons.append(f"{signal.name}: '{found[signal.name]}' → {priority}")
                 break
     return priority, tuple(reasons)
 
 
-# --- The learned layer -------------------------------------------------------------------------
-#
-# A small logistic regression over readable features: the named signals above (binary, alone and
-# crossed with the kind), the kind, the rule's own verdict, and TF-IDF words. Trained on the
-# training split only (``opora_classifier.model.train``) and saved with the model artifacts.
-# The decision is ordinal-aware: the expected level under the class probabilities, rounded, so a
-# torn P2/P4 ticket lands on P3 (within one level of either). Explicit strong signals override.
-
-_LEVEL = {p: i for i, p in enumerate(_ORDER)}
-_OVERRIDES = frozenset({"security_incident_in_progress", "whole_office_down"})
-_WORDS = r"(?u)\b\w[\w\-]*\w\b|\b\w\b"
-PRIORITY_C = 10.0
-WORD_WEIGHT = 1.0
-
-
-def _identity(tokens: list[str]) -> list[str]:
+def signal_tokens(kind: Kind, found: Mapping[str, str], rule: Priority) -> list[str]:
+    """The learned layer's readable features: kind, each signal (alone and by kind), the rule."""
+    tokens = [f"kind:{kind}", f"rule:{rule}", f"rule:{rule}|{kind}"]
+    for name in found:
+        tokens += [f"sig:{name}", f"sig:{name}|{kind}"]
+    if "alert_severity_field" in found:
+        tokens.append(f"severity:{found['alert_severity_field']}")
     return tokens
 
 
-def signal_tokens(subject: str, body: str, kind: Kind) -> list[str]:
-    """The readable features of one ticket: kind, named signals (alone and by kind), rule."""
-    text = _normalise(f"{subject}. {body}")
-    tokens = [f"kind:{kind}"]
-    for signal in (*TEXT_SIGNALS, *CALM_SIGNALS, *ALERT_SIGNALS):
-        if signal.pattern.search(text):
-            tokens += [f"sig:{signal.name}", f"sig:{signal.name}|{kind}"]
-    rule, _ = _rule_priority(subject, body, kind)
-    return [*tokens, f"rule:{rule}", f"rule:{rule}|{kind}"]
+class LearnedPriority(Protocol):
+    """What ``assess_priority`` needs of a learned layer (``model.PriorityModel`` is one)."""
+
+    def predict(
+        self, subject: str, body: str, kind: Kind, tokens: list[str]
+    ) -> tuple[Priority, float]:
+        """The learned priority of a ticket and its probability."""
+        ...
 
 
-class PriorityModel:
-    """Signals + words → P1..P4 probabilities → expected level, rounded."""
-
-    def __init__(self, signals: Any, words: Any, classifier: Any) -> None:
-        self.signals = signals
-        self.words = words
-        self.classifier = classifier
-
-    @classmethod
-    def fit(
-        cls, tickets: Sequence[tuple[str, str, Kind]], labels: Sequence[str], *, seed: int = 0
-    ) -> "PriorityModel":
-        """Fit on (subject, body, kind) triples and their priority labels."""
-        signals = TfidfVectorizer(analyzer=_identity, binary=True, use_idf=False, norm=None)
-        words = TfidfVectorizer(
-            ngram_range=(1, 2), min_df=2, sublinear_tf=True, token_pattern=_WORDS
-        )
-        matrix = hstack(
-            [
-                signals.fit_transform([signal_tokens(*t) for t in tickets]),
-                WORD_WEIGHT * words.fit_transform([_normalise(f"{s}. {b}") for s, b, _ in tickets]),
-            ]
-        ).tocsr()
-        classifier = LogisticRegression(C=PRIORITY_C, max_iter=3000, random_state=seed)
-        classifier.fit(matrix, [_LEVEL[Priority(label)] for label in labels])
-        return cls(signals, words, classifier)
-
-    def predict(self, subject: str, body: str, kind: Kind) -> tuple[Priority, float]:
-        """The rounded expected level and the probability of that level."""
-        matrix = hstack(
-            [
-                self.signals.transform([signal_tokens(subject, body, kind)]),
-                WORD_WEIGHT * self.words.transform([_normalise(f"{subject}. {body}")]),
-            ]
-        ).tocsr()
-        proba = self.classifier.predict_proba(matrix)[0]
-        levels = np.asarray(self.classifier.classes_, dtype=float)
-        index = int(np.clip(np.rint(float(proba @ levels)), 0, len(_ORDER) - 1))
-        chosen = np.flatnonzero(self.classifier.classes_ == index)
-        return _ORDER[index], float(proba[chosen[0]]) if chosen.size else 0.0
-
-
-_active: PriorityModel | None = None
+_active: LearnedPriority | None = None
 _loaded = False
 
 
-def use_model(model: PriorityModel | None) -> None:
-    """Make ``assess_priority`` use this learned model (``TicketModel.load`` calls this)."""
+def use_model(model: LearnedPriority | None) -> None:
+    """Make ``assess_priority`` use this learned layer (``TicketModel.load`` calls this)."""
     global _active, _loaded
     _active, _loaded = model, True
 
 
-def _default_model() -> PriorityModel | None:
-    """The shipped priority model, loaded once; rules alone if there is none."""
-    global _active, _loaded
+def _default_model() -> LearnedPriority | None:
+    """The shipped model's learned layer, loaded once; the rules alone if there is none."""
     if not _loaded:
-        path = Path(__file__).resolve().parents[2] / "model" / "model.joblib"
-        loaded = joblib.load(path).get("priority") if path.exists() else None
-        _active, _loaded = loaded, True
+        # Imported here, not at the top: model.py imports this module for the signals.
+        from opora_classifier.model import TicketModel
+
+        directory = Path(__file__).resolve().parents[2] / "model"
+        if (directory / "model.joblib").exists():
+            TicketModel.load(directory)  # calls use_model
+        else:
+            use_model(None)
     return _active
 
 
@@ -503,26 +760,30 @@ def assess_priority(
     kind: Kind,
     *,
     vip_sender: bool = False,
-    model: PriorityModel | None = None,
+    model: LearnedPriority | None = None,
 ) -> tuple[Priority, tuple[str, ...]]:
     """Priority of a ticket and the named signals behind it (``vip_sender``: key person).
 
-    The named signals give the reasons and the rule's verdict; the learned model (``model``, or
-    the shipped one) decides, except where a strong explicit signal (security incident in
-    progress, whole office down, an alert's severity) overrides it.
+    The named signals give the reasons and the rule's verdict; the learned layer (``model``, or
+    the shipped one) decides, except where an explicit signal the rules trust (a security
+    incident in progress, an alert's severity) settles it. A VIP sender's incident stays at P2
+    or above whatever the learned layer says.
     """
-    priority, reasons = _rule_priority(subject, body, kind, vip_sender=vip_sender)
+    found = find_signals(subject, body, kind)
+    priority, reasons = rule_priority(kind, found, vip_sender=vip_sender)
     learned = model if model is not None else _default_model()
     if learned is None:
         return priority, reasons
+    # An alert's severity is the tool's own judgement; cross-validation found the learned layer
+    # no better at alerts, and the rule stays right for tools the corpus has never seen.
     strong = kind is Kind.ALERT and not reasons[0].startswith("alert without")
-    strong = strong or any(reason.split(":")[0] in _OVERRIDES for reason in reasons)
+    strong = strong or any(reason.split(":")[0] in STRONG_SIGNALS for reason in reasons)
     if strong:
         return priority, reasons
-    guess, confidence = learned.predict(subject, body, kind)
+    guess, confidence = learned.predict(subject, body, kind, signal_tokens(kind, found, priority))
     if vip_sender and kind is Kind.INCIDENT:
-        guess = min(guess, Priority.P2, key=_ORDER.index)
+        guess = min(guess, Priority.P2, key=_LEVEL.__getitem__)
     if guess is not priority:
-        reasons = (*reasons, f"learned model ({confidence:.2f}) → {guess}")
+        reasons = (*reasons, f"learned model ({confidence:.0%}) → {guess}")
         priority = guess
     return priority, reasons

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+from pydantic import Field
+
 from opora_shared.settings import OporaSettings
 
 MODEL_DIR = Path(__file__).resolve().parents[2] / "model"
@@ -15,3 +17,12 @@ class ClassifierSettings(OporaSettings):
     """Below this confidence the scope is needs_review."""
     model_dir: Path = MODEL_DIR
     """The trained model (``make model`` builds it from services/classifier/data)."""
+    routing: bool = Field(
+        default=True,
+        description="assign classified tickets to engineers (off when another tool assigns them)",
+    )
+    shift_check_interval_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="how often routing moves P1/P2 tickets of engineers off shift to on-duty",
+    )

@@ -1,20 +1,25 @@
 """Build the ticket model from the labelled corpus and evaluate it on an honest held-out split.
 
 ``python -m opora_classifier.train`` trains on 80 % of the corpus (stratified by category,
-fixed seed), writes ``model/model.joblib`` and ``model/model.json`` and prints the held-out
-evaluation; ``--evaluate`` loads the saved model and prints the same evaluation only. The model
-never sees the held-out 20 %.
+fixed seed), writes ``model/model.joblib`` and ``model/model.json`` (with the held-out scores)
+and prints the held-out report; ``--evaluate`` loads the saved model and prints the same report
+only. The model never sees the held-out 20 %.
+
+``report`` is the evaluation as data (per-class precision, recall, F1 and a labelled confusion
+matrix for category, kind, priority and each tenant's scope); ``format_report`` turns it into
+the text the command prints. Both are pure, so other commands can reuse them.
 """
 
 import argparse
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sklearn.metrics import (  # type: ignore[import-untyped,unused-ignore]
-    classification_report,
     confusion_matrix,
+    precision_recall_fscore_support,
 )
 from sklearn.model_selection import train_test_split  # type: ignore[import-untyped,unused-ignore]
 
@@ -22,7 +27,7 @@ from opora_classifier.conditions import detect_conditions, first_condition
 from opora_classifier.model import TicketModel, train
 from opora_classifier.priority import assess_priority
 from opora_shared.contracts import Contract, ContractBook
-from opora_shared.vocabulary import Category, Kind, Priority
+from opora_shared.vocabulary import Category, Kind, Priority, Scope
 
 SERVICE_DIR = Path(__file__).resolve().parents[2]
 CORPUS = SERVICE_DIR / "data" / "tickets.jsonl"
@@ -31,6 +36,27 @@ CONTRACTS_DIR = SERVICE_DIR.parents[1] / "deploy" / "contracts"
 SEED = 0
 HELD_OUT = 0.2
 _ORDER = {p: i for i, p in enumerate(Priority)}
+# Vocabulary order for the tables; short column heads for the confusion matrices.
+_LABELS: dict[str, tuple[str, ...]] = {
+    "category": tuple(c.value for c in Category),
+    "kind": tuple(k.value for k in Kind),
+    "priority": tuple(p.value for p in Priority),
+    "scope": tuple(s.value for s in Scope),
+}
+_SHORT = {
+    "email": "email",
+    "printing": "print",
+    "accounting_software": "acctg",
+    "workstation": "wkstn",
+    "network": "netwk",
+    "accounts_access": "access",
+    "server_infra": "server",
+    "security": "secur",
+    "telephony": "phone",
+    "monitoring": "monit",
+    "other": "other",
+    "needs_review": "review",
+}
 
 
 def load_corpus(path: Path = CORPUS) -> list[dict[str, Any]]:
@@ -61,73 +87,27 @@ def scope_for(category: str, conditions: Sequence[str], contract: Contract) -> s
     return str(contract.services.scope_of(Category(category)))
 
 
-def evaluate(
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """Truth and prediction, per task, for every held-out ticket (same order)."""
+
+    truth: dict[str, list[str]]
+    predicted: dict[str, list[str]]
+
+
+def _outcome(
     model: TicketModel, held_out: Sequence[Mapping[str, Any]], contracts: ContractBook
-) -> dict[str, float]:
-    """Held-out scores: category, kind, scope per tenant, priority exact and within one level."""
+) -> _Outcome:
     predictions = model.predict_many([(str(r["subject"]), str(r["body"])) for r in held_out])
-    n = len(held_out)
-    scores: dict[str, float] = {
-        "category_accuracy": sum(
-            p.category == r["category"] for p, r in zip(predictions, held_out, strict=True)
-        )
-        / n,
-        "kind_accuracy": sum(
-            p.kind == r["kind"] for p, r in zip(predictions, held_out, strict=True)
-        )
-        / n,
+    truth: dict[str, list[str]] = {
+        "category": [str(r["category"]) for r in held_out],
+        "kind": [str(r["kind"]) for r in held_out],
+        "priority": [str(r["priority"]) for r in held_out],
     }
-    priorities = [
-        assess_priority(str(r["subject"]), str(r["body"]), p.kind, model=model.priority)[0]
-        for p, r in zip(predictions, held_out, strict=True)
-    ]
-    truth = [Priority(str(r["priority"])) for r in held_out]
-    scores["priority_exact"] = sum(a == b for a, b in zip(priorities, truth, strict=True)) / n
-    scores["priority_within_one"] = (
-        sum(abs(_ORDER[a] - _ORDER[b]) <= 1 for a, b in zip(priorities, truth, strict=True)) / n
-    )
-    for contract in contracts:
-        got = []
-        want = []
-        for p, r in zip(predictions, held_out, strict=True):
-            found = detect_conditions(str(r["subject"]), str(r["body"]), category=p.category)[0]
-            got.append(scope_for(p.category, found, contract))
-            want.append(scope_for(str(r["category"]), r["conditions"], contract))
-        scores[f"scope_accuracy_{contract.tenant}"] = (
-            sum(a == b for a, b in zip(got, want, strict=True)) / n
-        )
-    return {k: round(v, 4) for k, v in scores.items()}
-
-
-def _report(title: str, truth: Sequence[str], predicted: Sequence[str]) -> None:
-    labels = sorted(set(truth) | set(predicted))
-    print(f"\n== {title} ==")
-    print(classification_report(truth, predicted, labels=labels, digits=3, zero_division=0))
-    print("confusion (rows = truth, columns = predicted):")
-    width = max(len(label) for label in labels)
-    print(" " * (width + 1) + " ".join(label[:4].rjust(4) for label in labels))
-    for label, row in zip(labels, confusion_matrix(truth, predicted, labels=labels), strict=True):
-        print(label.rjust(width) + " " + " ".join(str(v).rjust(4) for v in row))
-
-
-def print_evaluation(
-    model: TicketModel, held_out: Sequence[Mapping[str, Any]], contracts: ContractBook
-) -> dict[str, float]:
-    """Print per-class reports and confusion matrices, then the summary scores."""
-    predictions = model.predict_many([(str(r["subject"]), str(r["body"])) for r in held_out])
-    _report("category", [r["category"] for r in held_out], [p.category for p in predictions])
-    _report("kind", [r["kind"] for r in held_out], [p.kind for p in predictions])
-    for contract in contracts:
-        got, want = [], []
-        for p, r in zip(predictions, held_out, strict=True):
-            found = detect_conditions(str(r["subject"]), str(r["body"]), category=p.category)[0]
-            got.append(scope_for(p.category, found, contract))
-            want.append(scope_for(str(r["category"]), r["conditions"], contract))
-        _report(f"scope ({contract.tenant})", want, got)
-    _report(
-        "priority",
-        [str(r["priority"]) for r in held_out],
-        [
+    predicted: dict[str, list[str]] = {
+        "category": [str(p.category) for p in predictions],
+        "kind": [str(p.kind) for p in predictions],
+        "priority": [
             str(
                 assess_priority(
                     str(r["subject"]), str(r["body"]), Kind(p.kind), model=model.priority
@@ -135,12 +115,137 @@ def print_evaluation(
             )
             for p, r in zip(predictions, held_out, strict=True)
         ],
+    }
+    found = [
+        detect_conditions(str(r["subject"]), str(r["body"]), category=str(p.category))[0]
+        for p, r in zip(predictions, held_out, strict=True)
+    ]
+    for contract in contracts:
+        key = f"scope_{contract.tenant}"
+        truth[key] = [scope_for(str(r["category"]), r["conditions"], contract) for r in held_out]
+        predicted[key] = [
+            scope_for(str(p.category), f, contract) for p, f in zip(predictions, found, strict=True)
+        ]
+    return _Outcome(truth, predicted)
+
+
+def _accuracy(truth: Sequence[str], predicted: Sequence[str]) -> float:
+    return sum(a == b for a, b in zip(truth, predicted, strict=True)) / len(truth)
+
+
+def _summary(outcome: _Outcome) -> dict[str, float]:
+    truth, predicted = outcome.truth, outcome.predicted
+    scores = {
+        "category_accuracy": _accuracy(truth["category"], predicted["category"]),
+        "kind_accuracy": _accuracy(truth["kind"], predicted["kind"]),
+        "priority_exact": _accuracy(truth["priority"], predicted["priority"]),
+        "priority_within_one": sum(
+            abs(_ORDER[Priority(a)] - _ORDER[Priority(b)]) <= 1
+            for a, b in zip(truth["priority"], predicted["priority"], strict=True)
+        )
+        / len(truth["priority"]),
+    }
+    for key in truth:
+        if key.startswith("scope_"):
+            scores[f"scope_accuracy_{key[len('scope_') :]}"] = _accuracy(truth[key], predicted[key])
+    return {k: round(v, 4) for k, v in scores.items()}
+
+
+def evaluate(
+    model: TicketModel, held_out: Sequence[Mapping[str, Any]], contracts: ContractBook
+) -> dict[str, float]:
+    """Held-out scores: category, kind, scope per tenant, priority exact and within one level."""
+    return _summary(_outcome(model, held_out, contracts))
+
+
+def _task_report(truth: Sequence[str], predicted: Sequence[str], vocabulary: Sequence[str]) -> Any:
+    present = set(truth) | set(predicted)
+    labels = [label for label in vocabulary if label in present]
+    labels += sorted(present - set(labels))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        truth, predicted, labels=labels, zero_division=0
     )
-    scores = evaluate(model, held_out, contracts)
-    print(f"\n== summary (held-out, n={len(held_out)}) ==")
-    for key, value in scores.items():
-        print(f"{key:32} {value:.3f}")
-    return scores
+    matrix = confusion_matrix(truth, predicted, labels=labels)
+    return {
+        "labels": labels,
+        "accuracy": round(_accuracy(truth, predicted), 4),
+        "macro_f1": round(float(f1.mean()), 4),
+        "per_class": {
+            label: {
+                "precision": round(float(p), 4),
+                "recall": round(float(r), 4),
+                "f1": round(float(f), 4),
+                "support": int(s),
+            }
+            for label, p, r, f, s in zip(labels, precision, recall, f1, support, strict=True)
+        },
+        "confusion": [[int(v) for v in row] for row in matrix],
+    }
+
+
+def report(
+    model: TicketModel, held_out: Sequence[Mapping[str, Any]], contracts: ContractBook
+) -> dict[str, Any]:
+    """The held-out evaluation as data.
+
+    ``{"size", "model_version", "summary": evaluate's scores, "tasks": {task: {"labels",
+    "accuracy", "macro_f1", "per_class": {label: precision, recall, f1, support}, "confusion":
+    rows = truth, columns = predicted, in "labels" order}}}`` for the tasks category, kind,
+    priority and ``scope_<tenant>`` per contract. Pass the held-out split (``split``).
+    """
+    outcome = _outcome(model, held_out, contracts)
+    tasks = {
+        task: _task_report(
+            outcome.truth[task],
+            outcome.predicted[task],
+            _LABELS["scope" if task.startswith("scope_") else task],
+        )
+        for task in outcome.truth
+    }
+    return {
+        "size": len(held_out),
+        "model_version": model.version,
+        "summary": _summary(outcome),
+        "tasks": tasks,
+    }
+
+
+def format_report(data: Mapping[str, Any]) -> str:
+    """``report``'s data as text: a table and a confusion matrix per task, then the summary."""
+    lines: list[str] = []
+    for task, stats in data["tasks"].items():
+        labels: list[str] = stats["labels"]
+        title = f"scope for {task[len('scope_') :]}" if task.startswith("scope_") else task
+        lines += ["", f"== {title} (held-out, n={data['size']}) =="]
+        width = max(len(label) for label in [*labels, "macro F1"])
+        lines.append(f"{'':{width}}  precision  recall     F1  support")
+        for label in labels:
+            row = stats["per_class"][label]
+            lines.append(
+                f"{label:>{width}}  {row['precision']:9.3f}  {row['recall']:6.3f}  "
+                f"{row['f1']:5.3f}  {row['support']:7d}"
+            )
+        lines.append(f"{'accuracy':>{width}}  {stats['accuracy']:.3f}")
+        lines.append(f"{'macro F1':>{width}}  {stats['macro_f1']:.3f}")
+        heads = [_SHORT.get(label, label[:6]) for label in labels]
+        cell = max(4, *(len(h) for h in heads))
+        lines += ["", "confusion (rows = truth, columns = predicted):"]
+        lines.append(" " * (width + 1) + " ".join(h.rjust(cell) for h in heads))
+        for label, counts in zip(labels, stats["confusion"], strict=True):
+            lines.append(f"{label:>{width}} " + " ".join(str(v).rjust(cell) for v in counts))
+    lines += ["", f"== summary (held-out, n={data['size']}, model {data['model_version'][:12]}) =="]
+    lines += [f"{key:32} {value:.3f}" for key, value in data["summary"].items()]
+    return "\n".join(lines).lstrip("\n")
+
+
+def print_evaluation(
+    model: TicketModel, held_out: Sequence[Mapping[str, Any]], contracts: ContractBook
+) -> dict[str, float]:
+    """Print the held-out report; return the summary scores."""
+    data = report(model, held_out, contracts)
+    print(format_report(data))
+    summary: dict[str, float] = data["summary"]
+    return summary
 
 
 def build(

@@ -4,6 +4,7 @@ import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from nats.errors import Error as NatsError
@@ -65,6 +66,33 @@ async def get_token(
 
 
 TokenDep = Annotated[TokenRecord, Depends(get_token)]
+
+unavailable = _unavailable
+"""503 with Retry-After: NATS did not answer, nothing was stored."""
+
+bearer = _bearer
+"""The bearer scheme, for routes that take a token in another way too (PagerDuty)."""
+
+
+async def token_of(runtime: IntakeRuntime, presented: str) -> TokenRecord:
+    """The rights of a token presented some other way than the header; 401 when unknown."""
+    try:
+        record = await lookup_token(jetstream(runtime.broker), presented)
+    except (NatsError, TimeoutError, NotReadyError) as exc:
+        raise _unavailable("token store unavailable") from exc
+    if record is None or record.revoked:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown or revoked token")
+    return record
+
+
+def invalid(*loc: str | int, msg: str) -> RequestValidationError:
+    """A 422 naming the field, in FastAPI's own shape (``detail: [{loc, msg, type}]``)."""
+    return RequestValidationError([{"type": "value_error", "loc": loc, "msg": msg, "input": None}])
+
+
+def forbidden(detail: str) -> HTTPException:
+    """A 403: the token is valid but may not do this."""
+    return HTTPException(status.HTTP_403_FORBIDDEN, detail)
 
 
 @router.post(

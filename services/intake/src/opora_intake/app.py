@@ -11,11 +11,22 @@ from faststream.specification import AsyncAPI
 from nats.errors import Error as NatsError
 from prometheus_client import CollectorRegistry
 
-from opora_intake import __version__, api, approvals, indexer
+from opora_intake import (
+    __version__,
+    api,
+    approvals,
+    indexer,
+    nats_integrations,
+    tickets_api,
+    tokens_api,
+    web,
+)
 from opora_intake.adapters.ticket_ids import TicketIds
 from opora_intake.imap_channel import ImapChannel, load_mailboxes
+from opora_intake.integrations import api as integrations_api
 from opora_intake.mail_intake import MailIntake
 from opora_intake.metrics import IntakeMetrics
+from opora_intake.ratelimit import install_limits
 from opora_intake.runtime import IntakeRuntime
 from opora_intake.settings import IntakeSettings
 from opora_intake.smtp import start_smtp_server
@@ -58,6 +69,7 @@ def create_app(
         metrics=IntakeMetrics(registry),
         clock=clock,
     )
+    nats_integrations.register(broker, settings, runtime)  # opora.in.<tenant>.events
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -106,6 +118,11 @@ def create_app(
     app.state.runtime = runtime
     app.include_router(api.router)
     app.include_router(approvals.router)
+    app.include_router(tokens_api.router)  # the integrator API (docs/api.md)
+    app.include_router(tickets_api.router)
+    app.include_router(integrations_api.router)
+    app.include_router(web.router)  # the web form at / and the status pages
+    app.mount(web.STATIC_PATH, web.static_files(), name="static")
     spec = AsyncAPI(broker, title="opora-intake", version=__version__, description=DESCRIPTION)
     app.state.asyncapi = spec
 
@@ -116,7 +133,8 @@ def create_app(
     @app.middleware("http")
     async def limit_body(request: Request, call_next: Any) -> Response:
         length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > settings.max_json_bytes:
+        form = request.url.path == web.FORM_PATH  # the web form enforces its own limit
+        if not form and length and length.isdigit() and int(length) > settings.max_json_bytes:
             runtime.metrics.rejected.labels("too_large").inc()
             return JSONResponse(
                 {"detail": f"body over {settings.max_json_bytes} bytes"}, status_code=413
@@ -124,4 +142,5 @@ def create_app(
         response: Response = await call_next(request)
         return response
 
+    install_limits(app, settings, runtime.metrics)  # 429 per IP and token, chunked 413, no bare 500
     return app

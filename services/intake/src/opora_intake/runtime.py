@@ -6,12 +6,14 @@ from faststream.nats import NatsBroker
 from faststream.nats.publisher.usecase import LogicPublisher
 
 from opora_intake.adapters.ticket_ids import TicketIds
+from opora_intake.integrations.ingest import AlertIntake
 from opora_intake.mail_intake import MailIntake
 from opora_intake.metrics import IntakeMetrics
 from opora_intake.settings import IntakeSettings
 from opora_shared.approvals import ApprovalSigner
 from opora_shared.contract_store import ContractStore
 from opora_shared.errors import NotReadyError
+from opora_shared.nats.broker import jetstream
 from opora_shared.service import Clock
 
 
@@ -29,6 +31,7 @@ class IntakeRuntime:
     mail: "MailIntake | None" = field(default=None)
     signer: ApprovalSigner | None = field(default=None)
     """Checks approval links (built at start: it may create the key file)."""
+    _alerts: AlertIntake | None = field(default=None)
 
     @property
     def ids(self) -> TicketIds:
@@ -37,3 +40,18 @@ class IntakeRuntime:
             msg = "intake is not connected to NATS yet"
             raise NotReadyError(msg)
         return self._ids
+
+    @property
+    def alerts(self) -> AlertIntake:
+        """Integration alerts to ticket events (there once the broker is connected)."""
+        if self._alerts is None:
+            ids = self.ids  # NotReadyError before the broker is connected
+            self._alerts = AlertIntake(
+                broker=self.broker,
+                received=self.received,
+                js=jetstream(self.broker),
+                ids=ids,
+                metrics=self.metrics,
+                clock=self.clock,
+            )
+        return self._alerts

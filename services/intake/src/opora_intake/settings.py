@@ -39,3 +39,27 @@ class IntakeSettings(OporaSettings):
         default=None,
         description="the relay's Authentication-Results id; set, team mail must pass SPF/DKIM",
     )
+
+    # The web form at / and the status pages at /status/{token} (docs/web-form.md); attachments
+    # share max_attachment_bytes (per file) and max_attachments_bytes (per ticket) with mail.
+    web_max_body_bytes: int = Field(
+        default=26 * 1024 * 1024, ge=64 * 1024, description="a web form post over this is 413"
+    )
+    web_max_files: int = Field(default=10, ge=0, le=100, description="attachments per web form")
+    web_form_max_age_s: int = Field(
+        default=2 * 3600, ge=60, description="a web form older than this asks to send again"
+    )
+    status_link_max_age_days: int = Field(
+        default=365, ge=1, description="how long a ticket's status link works"
+    )
+
+    # The integrator API (docs/api.md): rate limits are token buckets kept in each replica's
+    # memory, so N replicas behind a balancer allow up to N times these rates. 0 turns one off.
+    rate_limit_ip_per_s: float = Field(
+        default=20.0, ge=0, description="requests a second per client IP (refill rate); 0: off"
+    )
+    rate_limit_ip_burst: int = Field(default=400, ge=1, description="requests at once per IP")
+    rate_limit_token_per_s: float = Field(
+        default=10.0, ge=0, description="requests a second per bearer token (refill rate); 0: off"
+    )
+    rate_limit_token_burst: int = Field(default=200, ge=1, description="requests at once per token")

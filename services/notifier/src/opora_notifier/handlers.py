@@ -1,120 +1,406 @@
-"""Notifier subscribers: acknowledge every new ticket to its requester, once."""
+"""Notifier subscribers: a ticket event in, the notices it calls for out. Thin.
+
+Each handler reads the ticket's history, asks the ``Planner`` (pure) who hears what, and
+hands the notices to the ``Dispatcher``, which sends each once. When some notices must wait
+(quiet hours, a rate limit, another replica sending the same message) the trigger is
+acknowledged and held in KV until due (``adapters/holds_kv.py``); a background task replays
+due holds through the same code, and whatever went out already is skipped by its record.
+"""
 
 import asyncio
 import logging
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime, timedelta
 from email.headerregistry import Address
 
+from faststream.exceptions import NackMessage
 from faststream.nats import NatsBroker
+from faststream.nats.annotations import NatsMessage
+from nats.errors import Error as NatsError
 
-from opora_notifier.channels.outbox import OutboxChannel
+from opora_notifier.adapters.holds_kv import Held, KvHolds
+from opora_notifier.adapters.journal import StreamJournal
+from opora_notifier.adapters.ledger_kv import KvLedger
+from opora_notifier.channels import Channel
+from opora_notifier.delivery import DeliveryPolicy, Dispatcher, Report, TriggerRef
 from opora_notifier.metrics import NotifierMetrics
-from opora_notifier.rendering import Acknowledgement, render_acknowledgement
+from opora_notifier.notices import Medium, Notice, Trigger
+from opora_notifier.planning import URGENT, Links, Planner, Reach, TicketFacts
+from opora_notifier.rendering import Renderer
 from opora_notifier.settings import NotifierSettings
 from opora_shared import subjects
-from opora_shared.errors import PoisonMessageError
+from opora_shared.contract_store import ContractStore
+from opora_shared.errors import ContractError, PoisonMessageError, TicketNotFoundError
 from opora_shared.events import (
+    DeadLetter,
+    Event,
+    NotificationFailed,
     NotificationSent,
     SlaArmed,
+    SlaBreached,
+    SlaWarning,
     TicketClassified,
-    TicketReceived,
-    derive_id,
+    TicketEscalated,
+    TicketUpdated,
+    parse_event,
 )
-from opora_shared.mail_ids import outbound_message_id
 from opora_shared.nats.broker import EVENTS, durable_consumer, jetstream
-from opora_shared.nats.history import last_event
-from opora_shared.nats.publish import publish_event
+from opora_shared.nats.history import ticket_events
+from opora_shared.team import Team
 from opora_shared.types import UNKNOWN_TENANT
 
 log = logging.getLogger(__name__)
 
-TRIGGER_ACK = "acknowledgement"
+ACK = "notifier-ack"
+"""Durable consumer of SlaArmed: new tickets (acknowledgement, approval, review, page)."""
+UNKNOWN = "notifier-unknown"
+"""Durable consumer of TicketClassified of the unknown tenant."""
+SLA_WARNING = "notifier-sla-warning"
+SLA_BREACHED = "notifier-sla-breached"
+ESCALATED = "notifier-escalated"
+UPDATES = "notifier-updates"
+"""Durable consumer of TicketUpdated: replies, waiting on the client, resolved, approvals."""
+
+HOLD_CLAIM = timedelta(minutes=2)
+"""How long a replica owns a due hold while it replays it."""
+
+
+class Notifier:
+    """What the handlers share: the ticket's history, the planner, the dispatcher, holds."""
+
+    def __init__(
+        self,
+        broker: NatsBroker,
+        settings: NotifierSettings,
+        *,
+        contracts: ContractStore,
+        channels: Mapping[Medium, Channel],
+        links: Links,
+        journal: StreamJournal,
+        metrics: NotifierMetrics,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.broker = broker
+        self.settings = settings
+        self.contracts = contracts
+        self.links = links
+        self.metrics = metrics
+        self.clock = clock
+        self.reach = Reach(
+            telegram=Medium.TELEGRAM in channels,
+            slack=Medium.SLACK in channels,
+            webhook=Medium.WEBHOOK in channels,
+        )
+        self._channels = channels
+        self._journal = journal
+        self._renderer = Renderer()
+        self._dispatcher: Dispatcher | None = None
+        self._holds: KvHolds | None = None
+        self.process: dict[str, Callable[[Event, TriggerRef], Awaitable[Report | None]]] = {
+            ACK: self._armed,
+            UNKNOWN: self._unknown,
+            SLA_WARNING: self._warning,
+            SLA_BREACHED: self._breached,
+            ESCALATED: self._escalated,
+            UPDATES: self._updated,
+        }
+
+    # -- the parts, built on first use (the KV handles need the started connection) -------
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        """The dispatcher over the KV ledger."""
+        if self._dispatcher is None:
+            s = self.settings
+            self._dispatcher = Dispatcher(
+                ledger=KvLedger(jetstream(self.broker)),
+                journal=self._journal,
+                channels=self._channels,
+                renderer=self._renderer,
+                sender=Address(display_name=s.support_name, addr_spec=s.support_address),
+                mail_domain=s.mail_domain,
+                clock=self.clock,
+                metrics=self.metrics,
+                policy=DeliveryPolicy(
+                    attempts=s.notify_attempts,
+                    backoff_s=s.notify_backoff_s,
+                    backoff_max_s=s.notify_backoff_max_s,
+                    max_age_s=s.notify_max_age_s,
+                    rate_limit_per_hour=s.rate_limit_per_hour,
+                    client_rate_limit_per_hour=s.client_rate_limit_per_hour,
+                    busy_s=s.hold_busy_s,
+                    ack_html=s.ack_html,
+                ),
+            )
+        return self._dispatcher
+
+    @property
+    def holds(self) -> KvHolds:
+        """Held triggers in KV."""
+        if self._holds is None:
+            self._holds = KvHolds(jetstream(self.broker))
+        return self._holds
+
+    def planner(self) -> Planner:
+        """A planner over the team and contracts in use now (they hot-reload)."""
+        try:
+            team: Team | None = self.contracts.team
+        except ContractError as exc:
+            log.error("no team file, engineer alerts are off: %s", exc)
+            team = None
+        return Planner(team=team, reach=self.reach, links=self.links)
+
+    async def facts(self, tenant: str, ticket_id: str) -> TicketFacts:
+        """The ticket as its events tell it."""
+        events = await ticket_events(jetstream(self.broker), ticket_id, tenant=tenant)
+        try:
+            return TicketFacts.from_events(events)
+        except (TicketNotFoundError, StopIteration):
+            msg = f"ticket {ticket_id}: no ticket.received in its history"
+            raise PoisonMessageError(msg) from None
+
+    # -- one trigger ----------------------------------------------------------------------
+
+    async def handle(self, consumer: str, event: Event, msg: NatsMessage) -> None:
+        """Process a delivered trigger; hold it in KV if some of its notices must wait."""
+        ref = _trigger(msg, consumer)
+        report = await self.process[consumer](event, ref)
+        if report is None or report.wait_until is None:
+            return
+        if ref.stream_seq is None:  # not from the stream: nothing to replay it from
+            delay = (report.wait_until - self.clock()).total_seconds()
+            raise NackMessage(delay=min(max(delay, 0.05), self.settings.hold_scan_s))
+        await self.holds.hold(consumer, ref.stream_seq, report.wait_until)
+        log.info(
+            "%s: trigger %s held until %s (%s)",
+            consumer,
+            ref.stream_seq,
+            report.wait_until.isoformat(),
+            ", ".join(sorted(report.waiting)),
+        )
+
+    async def deliver(
+        self, notices: Sequence[Notice], ref: TriggerRef, ticket: TicketFacts
+    ) -> Report:
+        """Send the notices; note how long the client waited for the acknowledgement."""
+        report = await self.dispatcher.deliver(notices, ref)
+        for notice in report.sent:
+            if notice.trigger is Trigger.ACKNOWLEDGEMENT:
+                waited = (self.clock() - ticket.view.created_at).total_seconds()
+                self.metrics.ack_seconds.labels(notice.tenant).observe(max(0.0, waited))
+        return report
+
+    async def _armed(self, event: Event, ref: TriggerRef) -> Report | None:
+        assert isinstance(event, SlaArmed)  # noqa: S101 - routed by subject
+        if event.generation != 1 and event.priority not in URGENT:
+            return None  # re-armed (paused, resumed...): nothing new to say
+        ticket = await self.facts(event.tenant, event.ticket_id)
+        contract = self.contracts.book.get(event.tenant)
+        return await self.deliver(self.planner().armed(ticket, contract, event), ref, ticket)
+
+    async def _unknown(self, event: Event, ref: TriggerRef) -> Report | None:
+        assert isinstance(event, TicketClassified)  # noqa: S101
+        ticket = await self.facts(event.tenant, event.ticket_id)
+        return await self.deliver(self.planner().unknown_sender(ticket, event), ref, ticket)
+
+    async def _warning(self, event: Event, ref: TriggerRef) -> Report | None:
+        assert isinstance(event, SlaWarning)  # noqa: S101
+        ticket = await self.facts(event.tenant, event.ticket_id)
+        contract = self.contracts.book.get(event.tenant)
+        notices = self.planner().sla_warning(ticket, contract, event)
+        return await self.deliver(notices, ref, ticket)
+
+    async def _breached(self, event: Event, ref: TriggerRef) -> Report | None:
+        assert isinstance(event, SlaBreached)  # noqa: S101
+        ticket = await self.facts(event.tenant, event.ticket_id)
+        contract = self.contracts.book.get(event.tenant)
+        notices = self.planner().sla_breached(ticket, contract, event)
+        return await self.deliver(notices, ref, ticket)
+
+    async def _escalated(self, event: Event, ref: TriggerRef) -> Report | None:
+        assert isinstance(event, TicketEscalated)  # noqa: S101
+        ticket = await self.facts(event.tenant, event.ticket_id)
+        contract = self.contracts.book.get(event.tenant)
+        notices = self.planner().escalated(ticket, contract, event)
+        return await self.deliver(notices, ref, ticket)
+
+    async def _updated(self, event: Event, ref: TriggerRef) -> Report | None:
+        assert isinstance(event, TicketUpdated)  # noqa: S101
+        ticket = await self.facts(event.tenant, event.ticket_id)
+        notices = self.planner().updated(ticket, self.contracts.book.get(event.tenant), event)
+        return await self.deliver(notices, ref, ticket) if notices else None
+
+    # -- held triggers --------------------------------------------------------------------
+
+    async def replay_due(self) -> int:
+        """Replay every due hold this replica can claim; how many were replayed."""
+        now = self.clock()
+        replayed = 0
+        for held in await self.holds.due(now):
+            if held.consumer not in self.process:
+                continue
+            claimed = await self.holds.claim(held, now + HOLD_CLAIM)
+            if claimed is None:
+                continue  # another replica has it
+            await self._replay(claimed)
+            replayed += 1
+        return replayed
+
+    async def _replay(self, held: Held) -> None:
+        raw = await jetstream(self.broker).get_msg(
+            subjects.EVENTS_STREAM, seq=held.stream_seq, direct=True
+        )
+        event = parse_event(raw.data or b"")
+        ref = TriggerRef(
+            consumer=held.consumer,
+            subject=str(raw.subject),
+            stream_seq=held.stream_seq,
+            payload=bytes(raw.data or b""),
+            headers={str(k): str(v) for k, v in (raw.headers or {}).items()},
+            held=True,
+        )
+        try:
+            report = await self.process[held.consumer](event, ref)
+        except PoisonMessageError as exc:
+            log.error("held trigger %s dropped: %s", held.key, exc)
+            await self.holds.release(held)
+            return
+        if report is not None and report.wait_until is not None:
+            await self.holds.postpone(held, report.wait_until)
+        else:
+            await self.holds.release(held)
+
+    async def run_holds(self) -> None:
+        """Background task: replay due holds every ``hold_scan_s``."""
+        while True:
+            await asyncio.sleep(self.settings.hold_scan_s)
+            try:
+                await self.replay_due()
+            except (NatsError, TimeoutError, OSError) as exc:
+                log.warning("held notifications not replayed now: %s", type(exc).__name__)
+            except Exception:  # a bug must not stop every later replay
+                log.exception("held notifications: replay failed")
 
 
 def register(
     broker: NatsBroker,
     settings: NotifierSettings,
     *,
-    outbox: OutboxChannel,
+    contracts: ContractStore,
+    channels: Mapping[Medium, Channel],
+    links: Links,
     metrics: NotifierMetrics,
     clock: Callable[[], datetime],
-) -> None:
+) -> Notifier:
     """Attach the notifier's subscribers and publishers to a broker."""
-    sent = broker.publisher(
-        subjects.event_template(NotificationSent),
-        stream=EVENTS,
-        schema=NotificationSent,
-        title="notification.sent",
-        description="A notification left Opora.",
+    journal = StreamJournal(
+        sent=broker.publisher(
+            subjects.event_template(NotificationSent),
+            stream=EVENTS,
+            schema=NotificationSent,
+            title="notification.sent",
+            description="A notification left Opora (once per ticket, trigger and recipient).",
+        ),
+        failed=broker.publisher(
+            subjects.event_template(NotificationFailed),
+            stream=EVENTS,
+            schema=NotificationFailed,
+            title="notification.failed",
+            description="A notification was not delivered after its retries, or may have "
+            "been and is not sent again; the reason says which.",
+        ),
+        dead=broker.publisher(
+            subjects.dead_letter("{consumer}"),
+            schema=DeadLetter,
+            title="dead letter",
+            description="The trigger of a failed notification, with the reason.",
+        ),
+        js=lambda: jetstream(broker),
     )
-    sender = Address(display_name=settings.support_name, addr_spec=settings.support_address)
-
-    async def acknowledge(tenant: str, ticket_id: str, armed: SlaArmed | None) -> None:
-        js = jetstream(broker)
-        received = await last_event(js, TicketReceived, tenant, ticket_id)
-        classified = await last_event(js, TicketClassified, tenant, ticket_id)
-        if received is None or classified is None:
-            msg = f"ticket {ticket_id}: received or classified event not found"
-            raise PoisonMessageError(msg)
-        recipient = received.requester.email
-        notification_id = str(derive_id(ticket_id, TRIGGER_ACK, recipient))
-        now = clock()
-        mail = render_acknowledgement(
-            Acknowledgement(
-                ticket_id=ticket_id,
-                language=classified.language,
-                requester_email=recipient,
-                requester_name=received.requester.name,
-                subject=received.subject,
-                scope=classified.scope,
-                first_response_due=armed.first_response_due if armed else None,
-                timezone=armed.timezone if armed else "UTC",
-                in_reply_to=received.message_id,
-            ),
-            sender=sender,
-            message_id=outbound_message_id(ticket_id, notification_id, settings.mail_domain),
-            now=now,
-        )
-        written = await asyncio.to_thread(
-            outbox.send, mail, ticket_id=ticket_id, notification_id=notification_id
-        )
-        ack = await publish_event(
-            sent,
-            NotificationSent(
-                event_id=derive_id(notification_id, NotificationSent.event_type()),
-                occurred_at=now,
-                tenant=tenant,
-                ticket_id=ticket_id,
-                notification_id=notification_id,
-                trigger=TRIGGER_ACK,
-                channel=outbox.name,
-                recipient=recipient,
-                message_id=str(mail["Message-ID"]),
-            ),
-        )
-        if written and not ack.duplicate:
-            metrics.notifications.labels(outbox.name, "sent").inc()
-            metrics.ack_seconds.labels(tenant).observe(
-                max(0.0, (now - received.occurred_at).total_seconds())
-            )
+    notifier = Notifier(
+        broker,
+        settings,
+        contracts=contracts,
+        channels=channels,
+        links=links,
+        journal=journal,
+        metrics=metrics,
+        clock=clock,
+    )
 
     @broker.subscriber(
         subjects.event_pattern(SlaArmed),
-        title="sla.armed:acknowledge",
-        **durable_consumer(settings, "notifier-ack"),
+        title="sla.armed:notify",
+        **durable_consumer(settings, ACK),
     )
-    async def on_armed(event: SlaArmed) -> None:
-        """Acknowledge a ticket to its requester with the real first-response deadline."""
-        if event.generation != 1:
-            return  # re-armed (paused, resumed, priority changed): acknowledged already
-        await acknowledge(event.tenant, event.ticket_id, event)
+    async def on_armed(event: SlaArmed, msg: NatsMessage) -> None:
+        """A ticket's clocks started: acknowledge it to the requester with the real deadline,
+        ask the approver (billable, excluded work), the lead (needs_review), and page the
+        on-duty engineer (P1/P2). A re-armed ticket is paged once if it became P1/P2."""
+        await notifier.handle(ACK, event, msg)
 
     @broker.subscriber(
         subjects.event_pattern(TicketClassified, tenant=UNKNOWN_TENANT),
-        title="ticket.classified:acknowledge-unknown",
-        **durable_consumer(settings, "notifier-unknown"),
+        title="ticket.classified:notify-unknown",
+        **durable_consumer(settings, UNKNOWN),
     )
-    async def on_unknown(event: TicketClassified) -> None:
-        """Acknowledge a ticket from a sender no contract knows (no deadline promised)."""
-        await acknowledge(event.tenant, event.ticket_id, None)
+    async def on_unknown(event: TicketClassified, msg: NatsMessage) -> None:
+        """A sender no contract knows: acknowledge without a deadline; the lead reviews."""
+        await notifier.handle(UNKNOWN, event, msg)
+
+    @broker.subscriber(
+        subjects.event_pattern(SlaWarning),
+        title="sla.warning:alert",
+        **durable_consumer(settings, SLA_WARNING),
+    )
+    async def on_warning(event: SlaWarning, msg: NatsMessage) -> None:
+        """A deadline is near: alert the assignee (else on-duty), in their shift unless P1/P2."""
+        await notifier.handle(SLA_WARNING, event, msg)
+
+    @broker.subscriber(
+        subjects.event_pattern(SlaBreached),
+        title="sla.breached:alert",
+        **durable_consumer(settings, SLA_BREACHED),
+    )
+    async def on_breached(event: SlaBreached, msg: NatsMessage) -> None:
+        """A deadline was missed: alert the assignee (else on-duty), in their shift unless
+        P1/P2."""
+        await notifier.handle(SLA_BREACHED, event, msg)
+
+    @broker.subscriber(
+        subjects.event_pattern(TicketEscalated),
+        title="sla.escalated:alert",
+        **durable_consumer(settings, ESCALATED),
+    )
+    async def on_escalated(event: TicketEscalated, msg: NatsMessage) -> None:
+        """The ticket went up the escalation chain: alert that level's people."""
+        await notifier.handle(ESCALATED, event, msg)
+
+    @broker.subscriber(
+        subjects.event_pattern(TicketUpdated),
+        title="ticket.updated:notify",
+        **durable_consumer(settings, UPDATES),
+    )
+    async def on_updated(event: TicketUpdated, msg: NatsMessage) -> None:
+        """Tell the client what matters: an engineer's answer, a question (waiting on you),
+        the resolution, the approver's decision (and the assignee). Notes stay internal."""
+        await notifier.handle(UPDATES, event, msg)
+
+    return notifier
+
+
+def _trigger(msg: NatsMessage, consumer: str) -> TriggerRef:
+    """Where the notices came from (for a dead letter), and how to keep the message alive."""
+    raw = msg.raw_message
+    try:
+        seq: int | None = raw.metadata.sequence.stream
+    except Exception:  # not a JetStream message
+        seq = None
+    return TriggerRef(
+        consumer=consumer,
+        subject=str(raw.subject),
+        stream_seq=seq,
+        payload=bytes(raw.data or b""),
+        headers={str(k): str(v) for k, v in (raw.headers or {}).items()},
+        heartbeat=msg.in_progress,
+    )

@@ -1,70 +1,28 @@
-"""Client acknowledgements rendered as text, in the ticket's language. Pure.
+"""Notices rendered from Jinja2 templates: subject, text, HTML and a chat line. Pure.
 
-Plain string templates for the walking skeleton; the notifier issue brings Jinja2 templates,
-HTML parts and every other notice.
+Templates live in ``templates/<language>/<trigger>.txt.j2`` (blocks ``subject``, ``body`` and,
+for engineer alerts, ``chat``) and ``<trigger>.html.j2`` (autoescaped, extending the
+language's layout). Both environments use StrictUndefined: a variable a template uses but the
+planner did not provide is an error, never an empty string in a client's mail. Every subject
+carries the ticket tag ``[#<id>]`` so that replies thread back to the ticket.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from opora_shared.vocabulary import Language, Scope
+from jinja2 import Environment, PackageLoader, StrictUndefined, Template
+from markupsafe import Markup, escape
 
-_SCOPE_TEXT = {
-    Language.RU: {
-        Scope.INCLUDED: "Заявка входит в ваш договор обслуживания.",
-        Scope.BILLABLE: "Эта работа оплачивается отдельно: мы запросим согласие у ответственного "
-        "лица вашей компании до начала работ.",
-        Scope.EXCLUDED: "Эта работа не входит в ваш договор; менеджер свяжется с вами.",
-        Scope.NEEDS_REVIEW: "Руководитель группы уточнит условия обслуживания по этой заявке.",
-    },
-    Language.EN: {
-        Scope.INCLUDED: "This request is covered by your support contract.",
-        Scope.BILLABLE: "This work is billed separately: we will ask your company's approver "
-        "before we start.",
-        Scope.EXCLUDED: "This work is not covered by your contract; your account manager will "
-        "be in touch.",
-        Scope.NEEDS_REVIEW: "A team lead will confirm how this request is covered.",
-    },
-}
+from opora_notifier.notices import Notice
+from opora_shared.vocabulary import Language
 
-_ACK = {
-    Language.RU: (
-        "[#{ticket}] Заявка принята: {subject}",
-        "Здравствуйте{name}!\n\nВаша заявка зарегистрирована под номером #{ticket}:\n"
-        "«{subject}»\n\n{scope}\n{deadline}\n\nЧтобы дополнить заявку, просто ответьте на это "
-        "письмо, сохранив номер [#{ticket}] в теме.\n\n--\nСлужба поддержки\n",
-        "Мы ответим до {due} ({tz}).",
-        "Мы ответим, как только подтвердим вашу организацию.",
-    ),
-    Language.EN: (
-        "[#{ticket}] Request received: {subject}",
-        'Hello{name},\n\nYour request is logged as ticket #{ticket}:\n"{subject}"\n\n{scope}\n'
-        "{deadline}\n\nTo add anything, just reply to this message and keep [#{ticket}] in the "
-        "subject.\n\n--\nSupport desk\n",
-        "We will respond by {due} ({tz}).",
-        "We will respond as soon as we have confirmed your organisation.",
-    ),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Acknowledgement:
-    """What an acknowledgement says; rendering turns it into a mail."""
-
-    ticket_id: str
-    language: Language
-    requester_email: str
-    requester_name: str | None
-    subject: str
-    scope: Scope
-    first_response_due: datetime | None
-    timezone: str
-    in_reply_to: str | None = None
-    """The client's Message-ID when the ticket came by mail, so the ack threads under it."""
+_LOADER = PackageLoader("opora_notifier", "templates")
 
 
 def format_due(due: datetime, timezone: str, language: Language) -> str:
@@ -73,40 +31,126 @@ def format_due(due: datetime, timezone: str, language: Language) -> str:
     return local.strftime("%d.%m.%Y %H:%M" if language is Language.RU else "%d %b %Y %H:%M")
 
 
-def render_acknowledgement(
-    ack: Acknowledgement, *, sender: Address, message_id: str, now: datetime
-) -> EmailMessage:
-    """The acknowledgement mail: threaded by subject tag, marked as an automatic reply."""
-    subject_tpl, body_tpl, due_tpl, no_due = _ACK[ack.language]
-    subject = " ".join(ack.subject.split())[:150]
-    deadline = (
-        due_tpl.format(
-            due=format_due(ack.first_response_due, ack.timezone, ack.language), tz=ack.timezone
-        )
-        if ack.first_response_due
-        else no_due
+def format_duration(span: timedelta, language: Language) -> str:
+    """A duration as people say it: '1 h 5 min', '3 d 2 h', '1 ч 5 мин'."""
+    minutes = max(0, round(span.total_seconds() / 60))
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    units = ("д", "ч", "мин") if language is Language.RU else ("d", "h", "min")
+    parts = [f"{n} {u}" for n, u in zip((days, hours, mins), units, strict=True) if n]
+    return " ".join(parts[:2]) or f"0 {units[2]}"
+
+
+def one_line(text: str, limit: int) -> str:
+    """Whitespace collapsed, cut at ``limit`` characters with an ellipsis."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+def _paragraphs(text: str | None) -> Markup:
+    """Plain text as HTML paragraphs, every character escaped (for engineers' own words)."""
+    if not text:
+        return Markup("")
+    blocks = [b for b in text.replace("\r\n", "\n").split("\n\n") if b.strip()]
+    return Markup("\n").join(
+        Markup("<p>{}</p>").format(Markup("<br>\n").join(escape(line) for line in b.split("\n")))
+        for b in blocks
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A notice in words: subject (with the ticket tag), text, HTML, and a chat message."""
+
+    subject: str
+    text: str
+    html: str
+    chat: str
+
+
+class Renderer:
+    """Renders notices from the package's templates."""
+
+    def __init__(self) -> None:
+        common: dict[str, Any] = {
+            "loader": _LOADER,
+            "undefined": StrictUndefined,
+            "trim_blocks": True,
+            "lstrip_blocks": True,
+            "keep_trailing_newline": True,
+        }
+        self._text = Environment(autoescape=False, **common)  # noqa: S701 - plain text parts
+        self._html = Environment(autoescape=True, **common)
+        self._html.filters["paragraphs"] = _paragraphs
+
+    def templates(self) -> list[str]:
+        """Every template name the package ships (for the render-them-all test)."""
+        return sorted(self._text.list_templates(extensions=["j2"]))
+
+    def render(self, notice: Notice) -> Rendered:
+        """Subject, text, HTML and chat line of one notice."""
+        lang = notice.recipient.language.value
+        name = notice.trigger.value
+        text = self._text.get_template(f"{lang}/{name}.txt.j2")
+        context = {
+            **notice.context,
+            "language": lang,
+            "audience": notice.recipient.audience.value,
+            "w": self._text.get_template(f"{lang}/_words.j2").module,
+        }
+        subject = one_line(_block(text, "subject", context), 200)
+        tag = f"[#{notice.ticket_id}]"
+        if tag not in subject:
+            subject = f"{tag} {subject}"
+        body = _block(text, "body", context).strip() + "\n"
+        chat = _block(text, "chat", context).strip() if "chat" in text.blocks else ""
+        html = self._html.get_template(f"{lang}/{name}.html.j2").render(
+            {**context, "title": subject, "w": self._html.get_template(f"{lang}/_words.j2").module}
+        )
+        return Rendered(subject=subject, text=body, html=html, chat=chat or f"{subject}\n{body}")
+
+
+def _block(template: Template, name: str, context: dict[str, Any]) -> str:
+    pieces: Iterable[str] = template.blocks[name](template.new_context(context))
+    return "".join(pieces)
+
+
+def build_email(
+    notice: Notice,
+    rendered: Rendered,
+    *,
+    sender: Address,
+    message_id: str,
+    now: datetime,
+    cte: str = "8bit",
+    html: bool = True,
+) -> EmailMessage:
+    """The mail: multipart text and HTML, from the support address, threaded, tagged.
+
+    Automatic notices carry ``Auto-Submitted`` (``auto-replied`` for the acknowledgement, which
+    answers the client's request; ``auto-generated`` for the others) and
+    ``X-Auto-Response-Suppress: All`` (RFC 3834), so that other robots do not answer them.
+    An engineer's relayed answer is a person's mail and carries neither. ``html=False`` makes
+    a single text/plain mail.
+    """
+    recipient = notice.recipient
     msg = EmailMessage()
-    msg["Subject"] = subject_tpl.format(ticket=ack.ticket_id, subject=subject)
+    msg["Subject"] = rendered.subject
     msg["From"] = sender
-    msg["To"] = Address(display_name=ack.requester_name or "", addr_spec=ack.requester_email)
+    msg["To"] = Address(display_name=recipient.name or "", addr_spec=recipient.address)
     msg["Reply-To"] = sender
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = message_id
-    if ack.in_reply_to:
-        msg["In-Reply-To"] = ack.in_reply_to
-        msg["References"] = ack.in_reply_to
-    msg["Auto-Submitted"] = "auto-replied"
-    msg["X-Auto-Response-Suppress"] = "All"
-    msg["X-Opora-Ticket"] = ack.ticket_id
-    msg.set_content(
-        body_tpl.format(
-            ticket=ack.ticket_id,
-            subject=subject,
-            name=f", {ack.requester_name}" if ack.requester_name else "",
-            scope=_SCOPE_TEXT[ack.language][ack.scope],
-            deadline=deadline,
-        ),
-        cte="8bit",  # readable in var/outbox; SMTP relays take 8BITMIME
-    )
+    if notice.references:
+        msg["In-Reply-To"] = notice.references[-1]
+        msg["References"] = " ".join(notice.references)
+    if notice.automatic:
+        replied = notice.trigger.value == "acknowledgement"
+        msg["Auto-Submitted"] = "auto-replied" if replied else "auto-generated"
+        msg["X-Auto-Response-Suppress"] = "All"
+    msg["X-Opora-Ticket"] = notice.ticket_id
+    msg["X-Opora-Trigger"] = notice.trigger.value
+    msg.set_content(rendered.text, cte=cte)
+    if html:
+        msg.add_alternative(rendered.html, subtype="html", cte=cte)
     return msg

@@ -2,7 +2,8 @@
 
 The process is started with Opora's config file and waited for through its monitoring
 endpoint (``/healthz?js-enabled-only=true``) with a deadline; it is stopped with SIGTERM, then
-SIGKILL if it does not go.
+SIGKILL if it does not go. Given a cluster port and routes, it joins a NATS cluster (each
+member needs its own ``server_name``): ``tests/e2e/test_nats_cluster.py`` runs three.
 """
 
 import contextlib
@@ -60,12 +61,26 @@ class NatsServer:
     port: int = 4222
     monitor_port: int = 8222
     log_file: Path | None = None
+    server_name: str | None = None
+    """Overrides the config's ``server_name``; every member of a cluster needs its own."""
+    cluster_name: str | None = None
+    cluster_port: int | None = None
+    """Where this server listens for routes; None runs it alone."""
+    routes: tuple[str, ...] = ()
+    """Route URLs of the cluster's members (its own may be among them)."""
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
     def url(self) -> str:
         """The client URL."""
         return f"nats://{self.host}:{self.port}"
+
+    @property
+    def cluster_url(self) -> str | None:
+        """The route URL other members connect to, when clustered."""
+        if self.cluster_port is None:
+            return None
+        return f"nats://{self.host}:{self.cluster_port}"
 
     @property
     def monitor_url(self) -> str:
@@ -88,6 +103,14 @@ class NatsServer:
             "-sd",
             str(self.store_dir),
         ]
+        if self.server_name is not None:
+            cmd += ["--server_name", self.server_name]
+        if self.cluster_url is not None:
+            cmd += ["--cluster", self.cluster_url]
+            if self.cluster_name is not None:
+                cmd += ["--cluster_name", self.cluster_name]
+            if self.routes:
+                cmd += ["--routes", ",".join(self.routes)]
         return cmd
 
     def start(self, *, timeout: float = 20.0) -> "NatsServer":

@@ -34,6 +34,8 @@ class StorePolicy:
     dlq_max_age_s: float = 90 * DAY_S
     duplicate_window_s: float = 300.0
     """Nats-Msg-Id dedup window: long enough to cover a retried publish after a reconnect."""
+    inbound_max_age_s: float = 7 * DAY_S
+    """Integrators' messages: read within seconds; kept a week for inspection."""
     max_msg_bytes: int = 4 * 1024 * 1024
     replicas: int = 1
     """3 on a NATS cluster."""
@@ -80,6 +82,18 @@ def stream_configs(policy: StorePolicy) -> list[StreamConfig]:
             retention=RetentionPolicy.LIMITS,
             storage=StorageType.FILE,
             max_age=policy.dlq_max_age_s,
+            duplicate_window=policy.duplicate_window_s,
+            num_replicas=policy.replicas,
+            allow_direct=True,
+        ),
+        StreamConfig(
+            name=subjects.INBOUND_STREAM,
+            description="What integrators publish (opora.in.<tenant>.events), for the intake",
+            subjects=[f"{subjects.INBOUND_PREFIX}.>"],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            max_age=policy.inbound_max_age_s,
+            max_msg_size=policy.max_msg_bytes,
             duplicate_window=policy.duplicate_window_s,
             num_replicas=policy.replicas,
             allow_direct=True,
@@ -152,6 +166,16 @@ def bucket_configs(policy: StorePolicy) -> list[KeyValueConfig]:
             storage=StorageType.FILE,
             replicas=policy.replicas,
         ),
+        KeyValueConfig(
+            bucket=subjects.NOTIFY_BUCKET,
+            description="notification idempotency records and per-recipient rate windows",
+            history=1,
+            # longer than the notifier's OPORA_NOTIFY_MAX_AGE_S (7 days): a replayed trigger
+            # older than that sends nothing, so its record may go
+            ttl=30 * DAY_S,
+            storage=StorageType.FILE,
+            replicas=policy.replicas,
+        ),
     ]
 
 
@@ -194,6 +218,7 @@ async def check_ready(js: JetStreamContext) -> list[str]:
         subjects.EVENTS_STREAM,
         subjects.SLA_STREAM,
         subjects.INTAKE_STREAM,
+        subjects.INBOUND_STREAM,
         subjects.DLQ_STREAM,
     ):
         try:
@@ -208,6 +233,7 @@ async def check_ready(js: JetStreamContext) -> list[str]:
         f"KV_{subjects.CONTRACTS_BUCKET}",
         f"KV_{subjects.LOAD_BUCKET}",
         f"KV_{subjects.TICKETS_BUCKET}",
+        f"KV_{subjects.NOTIFY_BUCKET}",
         f"OBJ_{subjects.ATTACHMENTS_BUCKET}",
     ):
         try:

@@ -1,37 +1,67 @@
 """The embedded default's mail channel: one .eml file per message under ``var/outbox/``.
 
-Idempotent by construction: the file name is the notification id, written to a temporary name
-and renamed into place, so a redelivered event finds the file there and writes nothing twice.
+Client mail goes to ``var/outbox/``, the team's to ``var/outbox/team/``. Idempotent by
+construction: the file name is the notification id, written to a temporary name and renamed
+into place (fsynced), so after a crash ``confirm`` can tell whether a message was written,
+and a redelivery never writes it twice.
 """
 
+import asyncio
 import os
 from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
+
+from opora_notifier.channels import Commit, DeliveryError, Outgoing
+from opora_notifier.notices import Audience, Medium
 
 
 class OutboxChannel:
     """Writes mails as .eml files."""
 
     name = "outbox"
+    medium = Medium.EMAIL
+    deadline_s = 10.0
+    cte = "8bit"  # readable in var/outbox
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
-    def path_for(self, ticket_id: str, notification_id: str) -> Path:
+    def path_for(self, out: Outgoing) -> Path:
         """Where one notification's file lives."""
-        return self.directory / f"{ticket_id}-{notification_id}.eml"
+        folder = self.directory
+        if out.notice.recipient.audience is not Audience.CLIENT:
+            folder = folder / "team"
+        return folder / f"{out.notice.ticket_id}-{out.notification_id}.eml"
 
-    def send(self, msg: EmailMessage, *, ticket_id: str, notification_id: str) -> bool:
-        """Write the mail unless it is already there; True when written now."""
-        target = self.path_for(ticket_id, notification_id)
-        if target.exists():
-            return False
-        self.directory.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(f".tmp{os.getpid()}")
-        with tmp.open("wb") as handle:
-            handle.write(msg.as_bytes(policy=SMTP))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-        return True
+    async def send(self, out: Outgoing, commit: Commit) -> str | None:  # noqa: ARG002
+        """Write the mail unless it is there already (the rename is the commit)."""
+        if out.mail is None:
+            msg = "the outbox channel sends mail only"
+            raise DeliveryError(msg, temporary=False, undelivered=True)
+        try:
+            await asyncio.to_thread(write_eml, out.mail, self.path_for(out))
+        except OSError as exc:
+            raise DeliveryError(f"outbox: {exc.strerror or exc}", temporary=True) from exc
+        return out.message_id
+
+    async def confirm(self, out: Outgoing) -> bool | None:
+        """True when the file is there."""
+        return self.path_for(out).exists()
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
+def write_eml(mail: EmailMessage, target: Path) -> bool:
+    """Write a mail atomically unless the file exists; True when written now."""
+    if target.exists():
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(f".tmp{os.getpid()}")
+    with tmp.open("wb") as handle:
+        handle.write(mail.as_bytes(policy=SMTP))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, target)
+    return True

@@ -1,0 +1,1 @@
+"""The classifier's I/O beyond the broker: the routing load projection in KV."""
