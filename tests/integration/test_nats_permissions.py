@@ -14,13 +14,22 @@ from pathlib import Path
 import nats
 import pytest
 from nats.aio.client import Client
+from prometheus_client import CollectorRegistry
 
+from opora_classifier.app import create_app as classifier_app
+from opora_classifier.settings import ClassifierSettings
+from opora_notifier.app import create_app as notifier_app
+from opora_notifier.settings import NotifierSettings
 from opora_shared import subjects
 from opora_shared.contract_store import push
+from opora_shared.events import NotificationSent, TicketClassified
+from opora_shared.nats.history import last_event
 from opora_shared.nats.server import NatsServer, free_port
 from opora_shared.nats.streams import provision
 from opora_shared.testing.factories import make_ticket_received
 from opora_shared.testing.waiting import wait_for
+from opora_sla_timer.app import create_app as sla_app
+from opora_sla_timer.settings import SlaTimerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 SECURE = ROOT / "deploy" / "nats" / "nats-server.secure.conf"
@@ -103,6 +112,51 @@ async def connect(secured) -> AsyncIterator:
     yield _connect
     for client in clients:
         await client.close()
+
+
+class TestServicesWorkUnderTheirOwnUsers:
+    async def test_a_ticket_is_classified_armed_and_acknowledged(self, secured, connect, tmp_path):
+        apps = [
+            classifier_app(
+                ClassifierSettings(nats_url=secured.url("classifier"), contracts_seed=False),
+                registry=CollectorRegistry(),
+            ),
+            sla_app(
+                SlaTimerSettings(nats_url=secured.url("sla-timer"), contracts_seed=False),
+                registry=CollectorRegistry(),
+            ),
+            notifier_app(
+                NotifierSettings(
+                    nats_url=secured.url("notifier"), var_dir=tmp_path, contracts_seed=False
+                ),
+                registry=CollectorRegistry(),
+            ),
+        ]
+        for app in apps:
+            await app.start()
+        try:
+            intake, violations = await connect("intake")
+            js = intake.jetstream()
+            received = make_ticket_received(
+                tenant="vector", requester={"email": "bob@vector-logistics.com"}
+            )
+            await js.publish(
+                subjects.event_subject(received),
+                received.model_dump_json().encode(),
+                headers={"Nats-Msg-Id": str(received.event_id)},
+            )
+            admin, _ = await connect("admin")
+            admin_js = admin.jetstream()
+            await wait_for(
+                lambda: last_event(admin_js, NotificationSent, "vector", received.ticket_id),
+                timeout=15,
+                message="acknowledgement under per-service users",
+            )
+            assert await last_event(admin_js, TicketClassified, "vector", received.ticket_id)
+            assert violations.errors == []
+        finally:
+            for app in apps:
+                await app.stop()
 
 
 class TestDenied:

@@ -23,7 +23,9 @@ def create_app(
     """Wire the classifier: broker, contracts, model, metrics, handlers and routing."""
     registry = registry if registry is not None else CollectorRegistry()
     broker = make_broker(settings, service="classifier", registry=registry)
-    contracts = ContractStore(settings.contracts_dir, settings.team_file)
+    contracts = ContractStore(
+        settings.contracts_dir, settings.team_file, seed=settings.contracts_seed
+    )
     model = handlers.ModelHolder(settings.model_dir)
 
     handlers.register(
@@ -46,4 +48,5 @@ def create_app(
         on_start=model.load,
         contracts=contracts,
         background=background,
+        registry=registry,
     )
