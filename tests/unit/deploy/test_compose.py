@@ -427,24 +427,6 @@ class TestComposePrometheus:
         assert done.returncode == 0, done.stdout + done.stderr
 
 
-def _compose_available() -> bool:
-    if not shutil.which("docker"):
-        return False
-    probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
-    return probe.returncode == 0
-
-
-@pytest.mark.skipif(not _compose_available(), reason="no docker compose here")
-def test_docker_compose_accepts_the_file():
-    done = subprocess.run(
-        ["docker", "compose", "-f", str(COMPOSE_FILE), "config", "--quiet"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-
-
 class TestScaleOverride:
     @pytest.fixture
     def override(self) -> dict[str, Any]:
