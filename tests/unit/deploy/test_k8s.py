@@ -3,17 +3,14 @@
 Every Deployment has 2+ replicas, probes, requests and limits and a PodDisruptionBudget; NATS is
 a 3-node JetStream cluster started with the flags the cluster test runs; the provision Job asks
 for as many stream replicas as there are nodes; commands, settings and ports agree with the code,
-images with the compose file. With kubectl installed, the kustomization is rendered too.
+images with the compose file.
 """
 
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import yaml
 from deploy_files import (
     K8S_DIR,
     REPO,
@@ -399,34 +396,3 @@ class TestImages:
     def test_nats_is_the_compose_nats(self, nats, compose):
         (container,) = pod_containers(nats)
         assert container["image"] == compose["services"]["nats"]["image"]
-
-
-@pytest.mark.skipif(not shutil.which("kubectl"), reason="kubectl is not installed")
-def test_kubectl_renders_the_kustomization(tmp_path):
-    deploy = tmp_path / "deploy"
-    shutil.copytree(K8S_DIR, deploy / "k8s")
-    for part in ("nats", "contracts"):
-        shutil.copytree(REPO / "deploy" / part, deploy / part)
-    shutil.copy(REPO / "deploy" / "team.yml", deploy / "team.yml")
-    (deploy / "k8s" / "secrets" / "signing.key").write_text("test-signing-key-" + "x" * 32)
-    (deploy / "k8s" / "secrets" / "admin.token").write_text("opora_test")
-    done = subprocess.run(
-        ["kubectl", "kustomize", "--load-restrictor", "LoadRestrictionsNone", str(deploy / "k8s")],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    rendered = [doc for doc in yaml.safe_load_all(done.stdout) if doc]
-    for doc in rendered:
-        if doc["kind"] != "Namespace":
-            assert doc["metadata"].get("namespace") == "opora", doc["metadata"]["name"]
-    secret = next(doc for doc in rendered if doc["kind"] == "Secret")
-    assert set(secret["data"]) == {"signing-key", "admin-token"}
-    intake = next(
-        d for d in rendered if d["kind"] == "Deployment" and d["metadata"]["name"] == "intake"
-    )
-    (env,) = intake["spec"]["template"]["spec"]["containers"][0]["env"]
-    # the generated name (with its content hash) is what the Deployment refers to
-    assert env["valueFrom"]["secretKeyRef"]["name"] == secret["metadata"]["name"]
