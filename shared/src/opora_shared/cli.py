@@ -5,12 +5,14 @@ Subcommands: run, provision, docs, parse-email, sla, contracts (validate, push),
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
 import signal
 import sys
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -178,13 +180,20 @@ def cmd_contracts_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _push(settings: OporaSettings, directory: Path, team: Path | None) -> list[Pushed]:
+@contextlib.asynccontextmanager
+async def _jetstream(settings: OporaSettings) -> AsyncIterator[JetStreamContext]:
+    """A short-lived connection for one CLI command; closed whatever happens."""
     nc = await nats.connect(settings.nats_servers, connect_timeout=2, max_reconnect_attempts=2)
     try:
-        kv = await nc.jetstream().key_value(subjects.CONTRACTS_BUCKET)
-        return await push(kv, directory, team)
+        yield nc.jetstream()
     finally:
         await nc.close()
+
+
+async def _push(settings: OporaSettings, directory: Path, team: Path | None) -> list[Pushed]:
+    async with _jetstream(settings) as js:
+        kv = await js.key_value(subjects.CONTRACTS_BUCKET)
+        return await push(kv, directory, team)
 
 
 def cmd_contracts_push(args: argparse.Namespace) -> int:
@@ -263,11 +272,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
 async def _report_events(settings: OporaSettings, tenant: str, since: datetime) -> list[Event]:
     from opora_shared.reports.read import tenant_events
 
-    nc = await nats.connect(settings.nats_servers, connect_timeout=2, max_reconnect_attempts=2)
-    try:
-        return await tenant_events(nc.jetstream(), tenant, since)
-    finally:
-        await nc.close()
+    async with _jetstream(settings) as js:
+        return await tenant_events(js, tenant, since)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -302,11 +308,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 async def _ticket_events(settings: OporaSettings, ticket_id: str, tenant: str) -> list[Event]:
     from opora_shared.nats.history import ticket_events
 
-    nc = await nats.connect(settings.nats_servers, connect_timeout=2, max_reconnect_attempts=2)
-    try:
-        return await ticket_events(nc.jetstream(), ticket_id, tenant=tenant)
-    finally:
-        await nc.close()
+    async with _jetstream(settings) as js:
+        return await ticket_events(js, ticket_id, tenant=tenant)
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
@@ -384,17 +387,13 @@ async def _explain(settings: OporaSettings, ticket_id: str) -> dict[str, object]
     from opora_shared.nats.history import ticket_events
     from opora_sla_timer.adapters.state_kv import SlaStateStore
 
-    nc = await nats.connect(settings.nats_servers, connect_timeout=2, max_reconnect_attempts=2)
-    try:
-        js = nc.jetstream()
+    async with _jetstream(settings) as js:
         state, _ = await SlaStateStore(js).load(ticket_id)
         events = [
             e
             for e in await ticket_events(js, ticket_id)
             if e.family == "sla" or e.type == "ticket.updated"
         ]
-    finally:
-        await nc.close()
     return {
         "ticket_id": ticket_id,
         "clocks": state.model_dump(mode="json") if state else None,
