@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install tools model run test test-unit test-integration test-e2e test-rules lint fmt docs bench clean
+.PHONY: help install tools model run test test-unit test-integration test-e2e test-rules lint fmt docs bench bench-long chaos clean
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -66,10 +66,14 @@ docs: $(STAMP) ## regenerate docs/asyncapi/*.json and docs/openapi/intake.json f
 model: $(STAMP) ## rebuild the classifier model from services/classifier/data (reproducible)
 	$(BIN)/python -m opora_classifier.train
 
-bench: $(STAMP) ## benchmarks: each prints its figures beside a baseline measured in the same run
-	$(BIN)/python bench/bench_parse.py
-	$(BIN)/python bench/bench_sla_timers.py --timers 100000 --window 60
-	$(BIN)/python bench/bench_classifier.py
+bench: $(STAMP) ## every benchmark and the chaos run (~6 min); var/bench/results.json, docs/benchmarks.md
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
+
+bench-long: $(STAMP) ## the same with longer runs and more repetitions
+	$(BIN)/python bench/run_all.py --long $(BENCH_ARGS)
+
+chaos: $(STAMP) ## kill -9 each service and nats-server under load; count lost and duplicated tickets
+	$(BIN)/python bench/chaos.py
 
 clean: ## remove runtime data (var/) and caches, keep .venv
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

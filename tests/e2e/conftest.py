@@ -8,14 +8,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import nats
 import pytest
 
 from opora_shared.nats.server import NatsServer, free_port
-from opora_shared.nats.streams import provision
-from opora_shared.stack import SERVICES, Stack
+from opora_shared.stack import SERVICES, Stack, prepare_nats
 from opora_shared.testing.plugin import REPO_ROOT, start_nats
-from opora_shared.tokens import ensure_admin_token
 
 
 def pytest_collection_modifyitems(items):
@@ -41,21 +38,11 @@ class RunningStack:
         return self.var / "outbox"
 
 
-async def _prepare(url: str, token_file: Path) -> str:
-    nc = await nats.connect(url)
-    try:
-        await provision(nc.jetstream())
-        token, _ = await ensure_admin_token(nc.jetstream(), token_file)
-        return token
-    finally:
-        await nc.close()
-
-
 def launch(tmp: Path, **extra_env: str) -> RunningStack:
     """NATS on free ports, provisioned, then the four services as processes."""
     server = start_nats(tmp / "nats" / "store")
     var = tmp / "var"
-    token = asyncio.run(_prepare(server.url, var / "admin.token"))
+    token = asyncio.run(prepare_nats(server.url, var / "admin.token"))
     http_port, smtp_port = free_port(), free_port()
     metrics = {name: free_port() for name in SERVICES}
     env = {

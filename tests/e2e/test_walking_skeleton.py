@@ -35,7 +35,9 @@ class TestWalkingSkeleton:
         mail = message_from_bytes(path.read_bytes(), policy=policy.default)
         assert mail["To"].addresses[0].addr_spec == "anna@romashka.ru"
         assert f"[#{ticket_id}]" in mail["Subject"]
-        assert "Europe/Moscow" in mail.get_content()
+        assert mail.get_content_type() == "multipart/alternative"
+        assert "Europe/Moscow" in mail.get_body(("plain",)).get_content()
+        assert f"#{ticket_id}" in mail.get_body(("html",)).get_content()
 
         def folded():
             response = httpx.get(

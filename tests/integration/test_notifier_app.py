@@ -39,7 +39,15 @@ from opora_shared.testing.factories import (
     unique_ticket_id,
 )
 from opora_shared.testing.waiting import wait_for
-from opora_shared.vocabulary import Category, Language, Priority, Scope, SlaTarget, TicketChange
+from opora_shared.vocabulary import (
+    Category,
+    Channel,
+    Language,
+    Priority,
+    Scope,
+    SlaTarget,
+    TicketChange,
+)
 
 SIGNING_KEY = "app-test-signing-key-0123456789"
 WEBHOOK_SECRET = "integrator-secret-0123456789"
@@ -194,7 +202,10 @@ class TestNewTicket:
         (ack,) = mails(relay, ticket_id, requester)
         assert ack["In-Reply-To"] == request_id
         assert ack["Auto-Submitted"] == "auto-replied"
-        assert "Мы запросили согласие" in " ".join(ack.get_content().split())
+        assert ack.get_content_type() == "multipart/alternative"  # text and HTML, like all mail
+        text = ack.get_body(("plain",)).get_content()
+        assert "Мы запросили согласие" in " ".join(text.split())
+        assert f"#{ticket_id}" in ack.get_body(("html",)).get_content()
 
         (request,) = mails(relay, ticket_id, "director@romashka.ru")
         signer = ApprovalSigner(SIGNING_KEY.encode())
@@ -278,6 +289,43 @@ class TestClientNotices:
         assert "Переиндексировали базу." in resolved.get_body(("plain",)).get_content()
         everything = " ".join(m.as_string() for m in mails(relay, ticket_id))
         assert "путает" not in everything
+
+
+class TestIntegrationTickets:
+    async def test_an_alerts_tool_gets_no_mail_and_on_duty_is_paged(
+        self, notifier, relay, clock, js
+    ):
+        ticket_id = unique_ticket_id()
+        tool = "alertmanager@romashka"
+        await publish_event(
+            notifier.broker,
+            make_ticket_received(
+                ticket_id=ticket_id,
+                occurred_at=clock.now,
+                channel=Channel.INTEGRATION,
+                requester=Requester(email=tool),
+                subject="[FIRING:1] HostDown srv-db01",
+                message_id=None,
+            ),
+        )
+        await publish_event(
+            notifier.broker,
+            make_ticket_classified(
+                ticket_id=ticket_id,
+                occurred_at=clock.now,
+                priority=Priority.P1,
+                category=Category.MONITORING,
+            ),
+        )
+        await publish_event(notifier.broker, armed(ticket_id, clock, Priority.P1))
+        await publish_event(
+            notifier.broker, update(ticket_id, clock, TicketChange.RESOLVED, "Диск расширен")
+        )
+        (page,) = await wait_for(lambda: mails(relay, ticket_id), timeout=10, message="the page")
+        await idle(js)  # the resolution was handled too
+        assert page["To"].addresses[0].addr_spec == "duty@opora.local"
+        assert mails(relay, ticket_id, tool) == []
+        assert [e.trigger for e in await outcomes(js, ticket_id)] == ["page", "page"]
 
 
 class TestQuietHours:

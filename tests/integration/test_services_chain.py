@@ -89,7 +89,9 @@ class TestChain:
         (path,) = outbox.glob(f"{received.ticket_id}-*.eml")
         assert (
             "подтвердим вашу организацию"
-            in message_from_bytes(path.read_bytes(), policy=policy.default).get_content()
+            in message_from_bytes(path.read_bytes(), policy=policy.default)
+            .get_body(("plain",))
+            .get_content()
         )
 
     async def test_a_rearmed_ticket_is_not_acknowledged_again(self, services, js):

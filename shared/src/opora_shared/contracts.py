@@ -152,6 +152,27 @@ class EscalationLevel(_Model):
     notify: tuple[Address, ...]
 
 
+class DigestPolicy(_Model):
+    """A daily digest of the tenant's open low-priority tickets, to the team (optional)."""
+
+    at: str = Field(
+        default="09:00",
+        pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+        description="local time (the contract's timezone) from which the day's digest goes",
+    )
+    to: Literal["assignees", "lead"] = Field(
+        default="assignees",
+        description="assignees: each engineer their own tickets (unassigned ones to the lead); "
+        "lead: all of them to the team lead",
+    )
+    priorities: tuple[Priority, ...] = Field(
+        default=(Priority.P3, Priority.P4), min_length=1, description="which tickets it lists"
+    )
+    business_days_only: bool = Field(
+        default=True, description="no digest on days the contract's calendar has no hours"
+    )
+
+
 class Contract(_Model):
     """One tenant's contract."""
 
@@ -168,6 +189,10 @@ class Contract(_Model):
     approver: Address
     prepaid_hours_per_month: float | None = Field(
         default=None, ge=0, description="a prepaid block of billable hours; the report shows use"
+    )
+    digest: DigestPolicy | None = Field(
+        default=None,
+        description="a daily digest of open low-priority tickets to the team; absent: none",
     )
     revision: str = Field(default="", description="set on load: hash of the file")
 

@@ -4,7 +4,9 @@ Build settings in ``__main__`` or a test fixture and pass them down; nothing her
 environment at import time.
 """
 
+import ipaddress
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -71,3 +73,24 @@ class OporaSettings(BaseSettings):
     def admin_token_file(self) -> Path:
         """Where ``make run`` keeps the admin API token (mode 0600)."""
         return self.var_dir / "admin.token"
+
+
+def is_loopback(host: str | None) -> bool:
+    """True for localhost and loopback addresses (where plain text never leaves the machine)."""
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def require_https(name: str, url: str) -> None:
+    """ValueError naming the variable unless the URL is https (plain http only to loopback)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback(parts.hostname)):
+        return
+    msg = f"{name} must be an https:// URL (plain http only to a loopback address)"
+    raise ValueError(msg)

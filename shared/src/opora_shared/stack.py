@@ -18,6 +18,8 @@ from typing import IO
 
 from opora_shared.errors import NotReadyError
 from opora_shared.nats.server import set_parent_death_signal
+from opora_shared.nats.streams import provision
+from opora_shared.tokens import ensure_admin_token
 
 SERVICES: dict[str, str] = {
     "intake": "opora_intake",
@@ -26,6 +28,19 @@ SERVICES: dict[str, str] = {
     "notifier": "opora_notifier",
 }
 """Service name -> module run with ``python -m``."""
+
+
+async def prepare_nats(url: str, token_file: Path) -> str:
+    """Provision a fresh NATS for a stack and make sure it has an admin token; the token."""
+    import nats
+
+    nc = await nats.connect(url)
+    try:
+        await provision(nc.jetstream())
+        token, _ = await ensure_admin_token(nc.jetstream(), token_file)
+        return token
+    finally:
+        await nc.close()
 
 
 @dataclass

@@ -22,10 +22,31 @@ class _Model(BaseModel):
 
 
 class ChatHandles(_Model):
-    """Where an engineer reads chat alerts; each is optional."""
+    """Where a person reads chat alerts, and who they are when they press its buttons.
+
+    Each is optional. ``telegram_chat_id`` and ``slack_channel`` say where alerts go; the user
+    ids say whose button presses act as this person (``docs/engineer-actions.md``).
+    """
 
     telegram_chat_id: str | None = None
     slack_channel: str | None = Field(default=None, description="a Slack/Mattermost channel")
+    telegram_user_id: str | None = Field(
+        default=None,
+        pattern=r"^[1-9][0-9]{0,19}$",
+        description="their Telegram user id (a number, quoted): the bot's buttons act as them",
+    )
+    telegram_username: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z][A-Za-z0-9_]{3,31}$",
+        description="their Telegram username without @; used only when the user id is not set "
+        "(a username can change hands, an id cannot)",
+    )
+    slack_user_id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9]{1,40}$",
+        description="their Slack (U024BE7LH) or Mattermost (26 characters) user id: their "
+        "button presses act as them",
+    )
 
 
 class Engineer(_Model):
@@ -85,6 +106,17 @@ class Team(_Model):
         if self.on_duty not in ids:
             msg = f"on_duty: {self.on_duty!r} is not an engineer id; use one of {sorted(ids)}"
             raise ValueError(msg)
+        for handle in ("telegram_user_id", "telegram_username", "slack_user_id"):
+            holders: dict[str, str] = {}
+            for person in self.members():
+                value = getattr(person.chat, handle)
+                if value is None:
+                    continue
+                key = value.lower()
+                if key in holders:
+                    msg = f"chat.{handle}: {holders[key]} and {person.id} share {value!r}"
+                    raise ValueError(msg)
+                holders[key] = person.id
         owned: dict[Category, str] = {}
         for group in self.teams:
             for category in group.categories:
@@ -108,12 +140,43 @@ class Team(_Model):
         """The id of the team that owns a category, or None."""
         return next((g.id for g in self.teams if category in g.categories), None)
 
+    def members(self) -> list[Engineer | Person]:
+        """Everyone who may act on tickets: the engineers, the lead and the account manager."""
+        return [*self.engineers, self.lead, self.account_manager]
+
     def member_by_email(self, address: str) -> Engineer | Person | None:
         """The engineer, lead or manager with this address (case-insensitive), or None."""
         address = address.strip().lower()
-        people: list[Engineer | Person] = [*self.engineers, self.lead, self.account_manager]
-        for person in people:
+        for person in self.members():
             if person.email.lower() == address:
+                return person
+        return None
+
+    def member_by_telegram(
+        self, user_id: int | str, username: str | None = None
+    ) -> Engineer | Person | None:
+        """The member with this Telegram user id; else, for members without an id, the
+        username (case-insensitive, without @); else None."""
+        wanted = str(user_id)
+        for person in self.members():
+            if person.chat.telegram_user_id == wanted:
+                return person
+        name = (username or "").lstrip("@").lower()
+        if not name:
+            return None
+        for person in self.members():
+            chat = person.chat
+            if chat.telegram_user_id is None and (chat.telegram_username or "").lower() == name:
+                return person
+        return None
+
+    def member_by_slack(self, user_id: str) -> Engineer | Person | None:
+        """The member with this Slack or Mattermost user id (case-insensitive), or None."""
+        wanted = user_id.strip().lower()
+        if not wanted:
+            return None
+        for person in self.members():
+            if (person.chat.slack_user_id or "").lower() == wanted:
                 return person
         return None
 

@@ -42,7 +42,9 @@ def desk() -> Team:
     """The brief's team plus anna, a second service-desk engineer with maria's skills."""
     data = yaml.safe_load(TEAM_FILE.read_text(encoding="utf-8"))
     maria = next(e for e in data["engineers"] if e["id"] == "maria")
-    data["engineers"].insert(1, {**maria, "id": "anna", "email": "anna@opora.local"})
+    # her own person: maria's chat handles are maria's (the team file refuses shared ones)
+    anna = {**maria, "id": "anna", "email": "anna@opora.local", "chat": {}}
+    data["engineers"].insert(1, anna)
     return parse_team(yaml.safe_dump(data, allow_unicode=True), "test team")
 
 

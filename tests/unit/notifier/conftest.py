@@ -64,6 +64,7 @@ class Ticket:
     requester: str = "anna@romashka.ru"
     name: str | None = "Анна"
     message_id: str | None = "<client-1@romashka.ru>"
+    channel: Channel = Channel.EMAIL
     events: list[Event] = field(default_factory=list)
 
     def received(self, at: datetime = NOW) -> "Ticket":
@@ -73,7 +74,7 @@ class Ticket:
                 occurred_at=at,
                 tenant=self.tenant,
                 ticket_id=self.ticket_id,
-                channel=Channel.EMAIL,
+                channel=self.channel,
                 requester=Requester(email=self.requester, name=self.name),
                 subject=self.subject,
                 body=self.body,

@@ -5,7 +5,7 @@ in tests/integration/test_notifier_delivery.py.
 """
 
 import random
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from email.headerregistry import Address
 
 import pytest
@@ -13,11 +13,15 @@ from prometheus_client import CollectorRegistry
 
 from opora_notifier.channels import DeliveryError
 from opora_notifier.delivery import DeliveryPolicy, Dispatcher, TriggerRef
+from opora_notifier.digest import bundles
 from opora_notifier.ledger import DeliveryState, LedgerConflict, Record
 from opora_notifier.metrics import NotifierMetrics
 from opora_notifier.notices import Medium
 from opora_notifier.policy import Admission, admit
 from opora_notifier.rendering import Renderer
+from opora_shared.contracts import DigestPolicy
+from opora_shared.ticket_index import summarize
+from opora_shared.tickets import fold
 from opora_shared.vocabulary import Priority
 
 SENDER = Address(display_name="Opora Support", addr_spec="support@opora.local")
@@ -74,6 +78,9 @@ class Journal:
 
     async def failed(self, event, letter, subject):
         self.failed_events.append(event)
+        self.letters.append((subject, letter))
+
+    async def dead(self, letter, subject, notification_id):
         self.letters.append((subject, letter))
 
     async def recorded(self, tenant, ticket_id, event_ids):
@@ -402,3 +409,49 @@ class TestHolding:
         held = TriggerRef(consumer="notifier-sla-warning", held=True)
         report = await world.dispatcher(channel).deliver([ack], held)
         assert report.outcomes[ack.notification_id] == "sent"
+
+
+@pytest.fixture
+def digest(planner, make_ticket, team, romashka):
+    ticket = make_ticket(ticket_id="88").received()
+    ticket.classified().assigned("maria")
+    found = bundles([summarize(fold(ticket.events), ticket.events)], DigestPolicy(), team)
+    (notice,) = planner.digest(romashka, found, date(2026, 11, 26), ticket.events[0].occurred_at)
+    return notice
+
+
+DIGEST_TRIGGER = TriggerRef(consumer="notifier-digest", payload=b'{"tenant":"romashka"}')
+
+
+class TestNoticesAboutNoTicket:
+    async def test_a_digest_is_recorded_once_without_a_ticket_event(self, world, digest):
+        channel = ScriptedChannel()
+        first = await world.dispatcher(channel).deliver([digest], DIGEST_TRIGGER)
+        again = await world.dispatcher(channel).deliver([digest], DIGEST_TRIGGER)
+        assert first.outcomes == {digest.notification_id: "sent"}
+        assert again.outcomes == {digest.notification_id: "duplicate"}
+        assert channel.delivered == [digest.notification_id]
+        assert world.journal.sent_events == []  # no ticket to put it on: the record says it
+        record = world.ledger.records[digest.notification_id][0]
+        assert record.state is DeliveryState.SENT
+        assert record.message_id == f"<opora.digest.{digest.notification_id}@opora.local>"
+
+    async def test_a_failed_digest_leaves_only_a_dead_letter(self, world, digest):
+        channel = ScriptedChannel(script=["final"])
+        report = await world.dispatcher(channel).deliver([digest], DIGEST_TRIGGER)
+        assert report.outcomes == {digest.notification_id: "failed"}
+        assert world.journal.failed_events == []
+        ((subject, letter),) = world.journal.letters
+        assert subject == "opora.dlq.notifier-digest"
+        assert letter.stream is None
+        assert digest.notification_id in letter.reason
+        assert world.ledger.state(digest) is DeliveryState.FAILED
+
+    async def test_a_crashed_digest_is_sent_again_after_its_lease(self, world, digest):
+        channel = ScriptedChannel(script=["crash-after"])
+        with pytest.raises(Crash):
+            await world.dispatcher(channel).deliver([digest], DIGEST_TRIGGER)
+        world.clock.now += timedelta(minutes=1)  # the lease ran out: the attempt is dead
+        report = await world.dispatcher(channel).deliver([digest], DIGEST_TRIGGER)
+        assert report.outcomes == {digest.notification_id: "sent"}  # team mail: at least once
+        assert channel.delivered == [digest.notification_id, digest.notification_id]

@@ -1,7 +1,11 @@
+import httpx
 import pytest
 from pydantic import ValidationError
 
+from opora_notifier.app import build_channels
+from opora_notifier.notices import Medium
 from opora_notifier.settings import NotifierSettings, is_loopback
+from opora_shared.chat_buttons import ButtonSigner, ChatVerb
 
 
 def settings(**values):
@@ -63,3 +67,28 @@ class TestSafeSettings:
         assert is_loopback("::1")
         assert not is_loopback("mail.example.com")
         assert not is_loopback(None)
+
+
+class TestChatChannels:
+    async def test_mattermost_buttons_post_to_the_intakes_public_address(self, tmp_path):
+        signer = ButtonSigner(b"unit-test-signing-key-0123456789")
+        base = {
+            "var_dir": tmp_path,
+            "slack_webhook_url": "https://chat.example.com/hooks/abc",
+            "public_url": "https://support.example.com/",
+        }
+        async with httpx.AsyncClient() as http:
+            slack = build_channels(settings(**base), http, clock=None, button=signer.sign)
+            mattermost = build_channels(
+                settings(**base, slack_webhook_kind="mattermost"), http, None, signer.sign
+            )
+        assert slack[Medium.SLACK]._mattermost is None
+        buttons = mattermost[Medium.SLACK]._mattermost
+        assert buttons.url == "https://support.example.com/v1/chat/mattermost"
+        claim = signer.verify(buttons.sign("romashka", "1042", ChatVerb.RESOLVE))
+        assert (claim.tenant, claim.ticket_id, claim.verb) == ("romashka", "1042", ChatVerb.RESOLVE)
+
+    def test_the_webhook_kind_is_slack_or_mattermost(self):
+        assert settings().slack_webhook_kind == "slack"
+        with pytest.raises(ValidationError, match="slack_webhook_kind"):
+            settings(slack_webhook_kind="teams")

@@ -7,7 +7,15 @@ from opora_notifier.planning import Planner, Reach, scope_basis
 from opora_shared.events import Actor, derive_id
 from opora_shared.mail_ids import outbound_message_id, parse_outbound
 from opora_shared.team import ChatHandles
-from opora_shared.vocabulary import Category, Language, Priority, Scope, SlaTarget, TicketChange
+from opora_shared.vocabulary import (
+    Category,
+    Channel,
+    Language,
+    Priority,
+    Scope,
+    SlaTarget,
+    TicketChange,
+)
 
 
 def who(notices):
@@ -302,6 +310,55 @@ class TestUpdates:
             (Trigger.APPROVAL_OUTCOME, Medium.EMAIL, "oleg@opora.local"),
         ]
         assert {n.context["decision"] for n in notices} == {"approved"}
+
+
+class TestIntegrationTickets:
+    """A ticket an integration raised has a tool for requester: no client mail, ever."""
+
+    @pytest.fixture
+    def alert(self, make_ticket):
+        return make_ticket(
+            tenant="vector",
+            requester="alertmanager@vector",
+            name=None,
+            message_id=None,
+            channel=Channel.INTEGRATION,
+            subject="[FIRING:1] HostDown srv-db01",
+        )
+
+    def test_a_p1_alert_pages_on_duty_without_acknowledging_the_tool(self, planner, alert, vector):
+        alert.received().classified(priority=Priority.P1, category=Category.MONITORING)
+        notices = planner.armed(alert.facts, vector, alert.armed())
+        assert who(notices) == [(Trigger.PAGE, Medium.EMAIL, "duty@opora.local")]
+
+    def test_a_p3_alert_sends_nothing_when_armed(self, planner, alert, vector):
+        alert.received().classified(priority=Priority.P3, category=Category.MONITORING)
+        assert planner.armed(alert.facts, vector, alert.armed()) == []
+
+    @pytest.mark.parametrize(
+        ("change", "text"),
+        [
+            (TicketChange.REPLIED, "Перезапустили сервис"),
+            (TicketChange.WAITING_ON_CLIENT, "Какой сервер?"),
+            (TicketChange.RESOLVED, "Диск расширен"),
+        ],
+    )
+    def test_status_notices_are_not_mailed_to_the_tool(self, planner, alert, vector, change, text):
+        alert.received().classified(category=Category.MONITORING)
+        event = alert.updated(change, text=text)
+        assert planner.updated(alert.facts, vector, event) == []
+
+    def test_an_approval_reaches_the_assignee_only(self, planner, alert, vector):
+        alert.received().classified(scope=Scope.BILLABLE, category=Category.MONITORING)
+        alert.assigned("alexey")
+        notices = planner.updated(alert.facts, vector, alert.updated(TicketChange.APPROVED))
+        assert who(notices) == [(Trigger.APPROVAL_OUTCOME, Medium.EMAIL, "alexey@opora.local")]
+
+    def test_the_same_ticket_by_mail_is_acknowledged(self, planner, make_ticket, vector):
+        ticket = make_ticket(tenant="vector", requester="bob@vector-logistics.com")
+        ticket.received().classified(category=Category.MONITORING)
+        notices = planner.armed(ticket.facts, vector, ticket.armed())
+        assert who(notices) == [(Trigger.ACKNOWLEDGEMENT, Medium.EMAIL, "bob@vector-logistics.com")]
 
 
 class TestScopeBasis:

@@ -5,15 +5,20 @@ uses but the planner does not provide fails here, never in a client's mail.
 """
 
 import dataclasses
+from datetime import UTC, date, datetime
 from email import message_from_bytes, policy
 from email.headerregistry import Address
 
 import pytest
 
+from opora_notifier.digest import bundles
 from opora_notifier.notices import Audience, Medium, Trigger
 from opora_notifier.planning import Planner, Reach
 from opora_notifier.rendering import Renderer, build_email
+from opora_shared.contracts import DigestPolicy
 from opora_shared.events import Actor
+from opora_shared.ticket_index import summarize
+from opora_shared.tickets import fold
 from opora_shared.vocabulary import Category, Language, Priority, Scope, SlaTarget, TicketChange
 
 SENDER = Address(display_name="Opora Support", addr_spec="support@opora.local")
@@ -54,7 +59,23 @@ def every_notice(planner, make_ticket, book, tenant, language, requester):
         ]:
             event = ticket.updated(change, text=text, actor=Actor(kind="engineer", id="maria"))
             notices += planner.updated(ticket.facts, contract, event)
+    if contract is not None:
+        notices += digest_notices(planner, make_ticket, contract, language)
     return notices
+
+
+def digest_notices(planner, make_ticket, contract, language):
+    """The day's digests: maria's own P3 (breached, with a deadline) and an unassigned P4 for
+    the lead (no deadline, no assignee), in the tenant's language."""
+    mine = make_ticket(tenant=contract.tenant, ticket_id="501").received()
+    mine.classified(priority=Priority.P3, language=language).armed()
+    mine.assigned("maria").breached()
+    nobodys = make_ticket(tenant=contract.tenant, ticket_id="502", subject="Вопрос <про> & счёт")
+    nobodys.received().classified(priority=Priority.P4, language=language)
+    summaries = [summarize(fold(t.events), t.events) for t in (mine, nobodys)]
+    found = bundles(summaries, DigestPolicy(), planner.team)
+    day = date(2026, 11, 27)
+    return planner.digest(contract, found, day, datetime(2026, 11, 27, 6, 0, tzinfo=UTC))
 
 
 @pytest.fixture
@@ -85,9 +106,11 @@ class TestEveryTemplateRenders:
                     notice, recipient=dataclasses.replace(notice.recipient, language=lang)
                 )
                 out = RENDERER.render(variant)
-                assert out.subject.startswith(f"[#{notice.ticket_id}]") or (
-                    f"[#{notice.ticket_id}]" in out.subject
-                ), out.subject
+                if notice.ticket_id:
+                    assert f"[#{notice.ticket_id}]" in out.subject, out.subject
+                else:  # the digest: about many tickets, tagged with none
+                    assert notice.trigger is Trigger.DIGEST
+                    assert "[#" not in out.subject, out.subject
                 assert "\n" not in out.subject
                 for part in (out.subject, out.text, out.html, out.chat):
                     assert "None" not in part, (notice.trigger, lang, part)

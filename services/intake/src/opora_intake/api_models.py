@@ -193,3 +193,21 @@ class TicketEventAccepted(BaseModel):
     duplicate: bool = Field(
         default=False, description="true when this Idempotency-Key was already recorded"
     )
+
+
+class ChatActionAnswer(BaseModel):
+    """What became of a chat button press (Telegram and Slack ignore the body)."""
+
+    outcome: Literal["acted", "duplicate", "refused", "ignored"] = Field(
+        description="acted: recorded; duplicate: this press was recorded before (a retry); "
+        "refused: nothing recorded, the text says why; ignored: not one of Opora's buttons"
+    )
+    text: str = Field(description="what the person who pressed is told")
+    event_id: str | None = Field(default=None, description="the ticket.updated recorded")
+
+
+class MattermostAnswer(BaseModel):
+    """The answer Mattermost shows the person who pressed (only to them)."""
+
+    ephemeral_text: str
+    outcome: Literal["acted", "duplicate", "refused", "ignored"]

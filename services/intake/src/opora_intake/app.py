@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from faststream.specification import AsyncAPI
@@ -15,12 +16,14 @@ from opora_intake import (
     __version__,
     api,
     approvals,
+    chat_api,
     indexer,
     nats_integrations,
     tickets_api,
     tokens_api,
     web,
 )
+from opora_intake.adapters.chat_replies import ChatReplies
 from opora_intake.adapters.ticket_ids import TicketIds
 from opora_intake.imap_channel import ImapChannel, load_mailboxes
 from opora_intake.integrations import api as integrations_api
@@ -32,6 +35,7 @@ from opora_intake.settings import IntakeSettings
 from opora_intake.smtp import start_smtp_server
 from opora_shared import subjects
 from opora_shared.approvals import ApprovalSigner, signing_key
+from opora_shared.chat_buttons import ButtonSigner
 from opora_shared.contract_store import ContractStore
 from opora_shared.events import TicketReceived
 from opora_shared.nats.broker import EVENTS, jetstream, make_broker, reconnect_forever
@@ -51,6 +55,8 @@ def create_app(
     """Wire the intake: broker, contracts, ticket numbers, metrics and routes."""
     registry = registry if registry is not None else CollectorRegistry()
     broker = make_broker(settings, service="intake", registry=registry)
+    # httpx logs every request URL at INFO; Telegram's holds the bot token
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     indexer.register(broker, settings)
     received = broker.publisher(
         subjects.event_template(TicketReceived),
@@ -75,7 +81,16 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         runtime.contracts.load()
         secret = settings.signing_key.get_secret_value() if settings.signing_key else None
-        runtime.signer = ApprovalSigner(signing_key(secret, settings.signing_key_file))
+        key = signing_key(secret, settings.signing_key_file)
+        runtime.signer = ApprovalSigner(key)
+        runtime.buttons = ButtonSigner(key)
+        token = settings.telegram_bot_token
+        chat = ChatReplies(
+            httpx.AsyncClient(timeout=settings.chat_http_timeout_s),
+            telegram_api_url=settings.telegram_api_url,
+            telegram_token=token.get_secret_value() if token else None,
+        )
+        runtime.chat = chat
         await broker.start()
         reconnect_forever(broker)
         await runtime.contracts.watch(jetstream(broker))
@@ -104,6 +119,7 @@ def create_app(
             if smtp is not None:
                 smtp.close()
             await runtime.contracts.close()
+            await chat.close()
             try:
                 await broker.stop()
             except NatsError as exc:  # NATS already gone: nothing left to drain
@@ -121,6 +137,7 @@ def create_app(
     app.include_router(tokens_api.router)  # the integrator API (docs/api.md)
     app.include_router(tickets_api.router)
     app.include_router(integrations_api.router)
+    app.include_router(chat_api.router)  # chat button presses (docs/engineer-actions.md)
     app.include_router(web.router)  # the web form at / and the status pages
     app.mount(web.STATIC_PATH, web.static_files(), name="static")
     spec = AsyncAPI(broker, title="opora-intake", version=__version__, description=DESCRIPTION)

@@ -13,3 +13,7 @@ class BusUnavailableError(IntakeError):
 
 class EngineerCommandError(IntakeError):
     """An engineer's mail asks for something the intake cannot do; the message says why."""
+
+
+class ChatPayloadError(IntakeError):
+    """A chat platform's request is not the shape it documents; the message says what."""

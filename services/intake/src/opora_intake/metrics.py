@@ -31,3 +31,10 @@ class IntakeMetrics:
             ["tenant", "outcome"],
             registry=registry,
         )
+        self.chat_actions = Counter(
+            "opora_chat_actions_total",
+            "Chat button presses, by medium (telegram, slack, mattermost) and outcome "
+            "(acted, duplicate, refused, ignored, unauthenticated)",
+            ["medium", "outcome"],
+            registry=registry,
+        )

@@ -5,12 +5,14 @@ from dataclasses import dataclass, field
 from faststream.nats import NatsBroker
 from faststream.nats.publisher.usecase import LogicPublisher
 
+from opora_intake.adapters.chat_replies import ChatReplies
 from opora_intake.adapters.ticket_ids import TicketIds
 from opora_intake.integrations.ingest import AlertIntake
 from opora_intake.mail_intake import MailIntake
 from opora_intake.metrics import IntakeMetrics
 from opora_intake.settings import IntakeSettings
 from opora_shared.approvals import ApprovalSigner
+from opora_shared.chat_buttons import ButtonSigner
 from opora_shared.contract_store import ContractStore
 from opora_shared.errors import NotReadyError
 from opora_shared.nats.broker import jetstream
@@ -32,6 +34,10 @@ class IntakeRuntime:
     signer: ApprovalSigner | None = field(default=None)
     """Checks approval links (built at start: it may create the key file)."""
     _alerts: AlertIntake | None = field(default=None)
+    chat: ChatReplies | None = field(default=None)
+    """Answers chat button presses (built at start: it holds an HTTP client)."""
+    buttons: ButtonSigner | None = field(default=None)
+    """Checks Mattermost buttons' tokens (built at start, with the signer)."""
 
     @property
     def ids(self) -> TicketIds:

@@ -1,10 +1,13 @@
 """Intake settings (``OPORA_`` environment variables)."""
 
+import re
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 
-from opora_shared.settings import OporaSettings
+from opora_shared.settings import OporaSettings, require_https
+
+_TELEGRAM_SECRET = re.compile(r"^[A-Za-z0-9_-]{16,256}$")
 
 
 class IntakeSettings(OporaSettings):
@@ -63,3 +66,48 @@ class IntakeSettings(OporaSettings):
         default=10.0, ge=0, description="requests a second per bearer token (refill rate); 0: off"
     )
     rate_limit_token_burst: int = Field(default=200, ge=1, description="requests at once per token")
+
+    # Chat buttons (docs/engineer-actions.md): Telegram's bot webhook, Slack's interactivity
+    # requests and Mattermost's button integrations act on tickets as the person who pressed.
+    telegram_bot_token: SecretStr | None = Field(
+        default=None, description="the bot's token, to answer button presses (answerCallbackQuery)"
+    )
+    telegram_api_url: str = Field(
+        default="https://api.telegram.org", description="the Bot API; https only (http to loopback)"
+    )
+    telegram_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="setWebhook's secret_token: 16-256 of A-Z a-z 0-9 _ -; unset: "
+        "/v1/chat/telegram answers 403",
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        default=None,
+        description="the Slack app's signing secret; unset: /v1/chat/slack answers 403",
+    )
+    chat_http_timeout_s: float = Field(
+        default=5.0, gt=0, description="answers to presses: Telegram's API, Slack's response_url"
+    )
+
+    @model_validator(mode="after")
+    def _safe(self) -> "IntakeSettings":
+        if self.telegram_webhook_secret is not None:
+            if not _TELEGRAM_SECRET.match(self.telegram_webhook_secret.get_secret_value()):
+                msg = (
+                    "OPORA_TELEGRAM_WEBHOOK_SECRET must be 16 to 256 characters of A-Z, a-z, "
+                    "0-9, _ and - (what Telegram's setWebhook accepts)"
+                )
+                raise ValueError(msg)
+            if self.telegram_bot_token is None:
+                msg = (
+                    "OPORA_TELEGRAM_WEBHOOK_SECRET needs OPORA_TELEGRAM_BOT_TOKEN to answer presses"
+                )
+                raise ValueError(msg)
+        if self.telegram_bot_token is not None:
+            require_https("OPORA_TELEGRAM_API_URL", self.telegram_api_url)
+        if (
+            self.slack_signing_secret is not None
+            and not self.slack_signing_secret.get_secret_value()
+        ):
+            msg = "OPORA_SLACK_SIGNING_SECRET is empty"
+            raise ValueError(msg)
+        return self

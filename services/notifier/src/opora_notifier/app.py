@@ -1,6 +1,7 @@
 """The notifier's composition root: settings in, a runnable FastStream app out."""
 
 import logging
+from collections.abc import Callable
 
 import httpx
 from faststream import FastStream
@@ -9,7 +10,7 @@ from prometheus_client import CollectorRegistry
 from opora_notifier import handlers
 from opora_notifier.channels import Channel
 from opora_notifier.channels.outbox import OutboxChannel
-from opora_notifier.channels.slack import SlackChannel
+from opora_notifier.channels.slack import MattermostButtons, SlackChannel
 from opora_notifier.channels.smtp import SmtpChannel
 from opora_notifier.channels.telegram import TelegramChannel
 from opora_notifier.channels.webhook import WebhookChannel
@@ -18,6 +19,7 @@ from opora_notifier.notices import Medium
 from opora_notifier.planning import Links
 from opora_notifier.settings import NotifierSettings
 from opora_shared.approvals import ApprovalClaim, ApprovalSigner, signing_key
+from opora_shared.chat_buttons import ButtonSigner, ChatVerb
 from opora_shared.contract_store import ContractStore
 from opora_shared.nats.broker import make_broker
 from opora_shared.service import Clock, build_app, utc_now
@@ -32,6 +34,7 @@ class _Signers:
         self._settings = settings
         self._approvals: ApprovalSigner | None = None
         self._status: StatusLinks | None = None
+        self._buttons: ButtonSigner | None = None
 
     def _key(self) -> bytes:
         secret = self._settings.signing_key
@@ -51,11 +54,23 @@ class _Signers:
             self._status = StatusLinks(self._key())
         return self._status.sign(tenant, ticket_id)
 
+    def button(self, tenant: str, ticket_id: str, verb: ChatVerb) -> str:
+        """A token for one Mattermost button (one verb on one ticket)."""
+        if self._buttons is None:
+            self._buttons = ButtonSigner(self._key())
+        return self._buttons.sign(tenant, ticket_id, verb)
+
 
 def build_channels(
-    settings: NotifierSettings, http: httpx.AsyncClient | None, clock: Clock
+    settings: NotifierSettings,
+    http: httpx.AsyncClient | None,
+    clock: Clock,
+    button: Callable[[str, str, ChatVerb], str] | None = None,
 ) -> dict[Medium, Channel]:
-    """The channels the settings configure: mail always (a relay, else the outbox)."""
+    """The channels the settings configure: mail always (a relay, else the outbox).
+
+    ``button`` signs Mattermost buttons (needed with ``slack_webhook_kind=mattermost``).
+    """
     channels: dict[Medium, Channel] = {}
     if settings.smtp_relay_host:
         password = settings.smtp_relay_password
@@ -81,8 +96,12 @@ def build_channels(
             token=settings.telegram_bot_token.get_secret_value(),
         )
     if settings.slack_webhook_url is not None:
+        mattermost = None
+        if settings.slack_webhook_kind == "mattermost" and button is not None:
+            url = f"{settings.public_url.rstrip('/')}/v1/chat/mattermost"
+            mattermost = MattermostButtons(url=url, sign=button)
         channels[Medium.SLACK] = SlackChannel(
-            http, webhook_url=settings.slack_webhook_url.get_secret_value()
+            http, webhook_url=settings.slack_webhook_url.get_secret_value(), mattermost=mattermost
         )
     if settings.webhook_url and settings.webhook_secret is not None:
         channels[Medium.WEBHOOK] = WebhookChannel(
@@ -117,7 +136,7 @@ def create_app(
         broker,
         settings,
         contracts=contracts,
-        channels=build_channels(settings, http, clock),
+        channels=build_channels(settings, http, clock, signers.button),
         links=Links(
             public_url=settings.public_url,
             ticket_url=settings.ticket_url,
@@ -136,7 +155,7 @@ def create_app(
         on_start=lambda: settings.outbox.mkdir(parents=True, exist_ok=True),
         contracts=contracts,
         registry=registry,
-        background=[notifier.run_holds],
+        background=[notifier.run_holds, notifier.run_digests],
     )
     if http is not None:
         app.on_shutdown(http.aclose)

@@ -22,6 +22,10 @@ can tell whether its file is there). A ``sending`` record means nothing can have
 tried again. A ``committing`` one may have left: a client's message is then never sent again
 (at most once: ``NotificationFailed`` "uncertain"), a team member's or the webhook's is
 (at least once: the same Message-ID or X-Opora-Delivery lets them drop the copy).
+
+A notice about no one ticket (the daily digest, ``ticket_id`` empty) has no history to hold
+its events: the record alone says it went, a final failure leaves only the dead letter, and
+its mail's Message-ID names no ticket (``<opora.digest.<id>@domain>``).
 """
 
 import asyncio
@@ -37,7 +41,7 @@ from typing import Protocol
 from opora_notifier.channels import Channel, DeliveryError, Outgoing
 from opora_notifier.ledger import DeliveryState, Ledger, LedgerConflict, Record
 from opora_notifier.metrics import NotifierMetrics
-from opora_notifier.notices import Audience, Medium, Notice, Trigger
+from opora_notifier.notices import Audience, Medium, Notice
 from opora_notifier.policy import quiet_until, retry_delay
 from opora_notifier.rendering import Renderer, build_email
 from opora_shared import subjects
@@ -58,6 +62,9 @@ class Journal(Protocol):
 
     async def failed(self, event: NotificationFailed, letter: DeadLetter, subject: str) -> None:
         """Publish a NotificationFailed and its dead letter."""
+
+    async def dead(self, letter: DeadLetter, subject: str, notification_id: str) -> None:
+        """Publish only a dead letter (a notice about no one ticket: nowhere to put an event)."""
 
     async def recorded(self, tenant: str, ticket_id: str, event_ids: set[str]) -> set[str]:
         """Which of these event ids the ticket's history already holds."""
@@ -125,8 +132,6 @@ class DeliveryPolicy:
     client_rate_limit_per_hour: int = 0
     """Mails per client address; 0: none (every ticket gets its acknowledgement)."""
     busy_s: float = 5.0
-    ack_html: bool = False
-    """The acknowledgement as multipart text + HTML (False: text only)."""
 
 
 class _Commit:
@@ -381,19 +386,20 @@ class Dispatcher:
     ) -> None:
         nid = notice.notification_id
         now = self.clock()
-        await self.journal.sent(
-            NotificationSent(
-                event_id=derive_id(nid, NotificationSent.event_type()),
-                occurred_at=now,
-                tenant=notice.tenant,
-                ticket_id=notice.ticket_id,
-                notification_id=nid,
-                trigger=notice.trigger.value,
-                channel=channel.name,
-                recipient=notice.recipient.key,
-                message_id=message_id,
+        if notice.ticket_id:  # a digest is about no one ticket: its record alone says sent
+            await self.journal.sent(
+                NotificationSent(
+                    event_id=derive_id(nid, NotificationSent.event_type()),
+                    occurred_at=now,
+                    tenant=notice.tenant,
+                    ticket_id=notice.ticket_id,
+                    notification_id=nid,
+                    trigger=notice.trigger.value,
+                    channel=channel.name,
+                    recipient=notice.recipient.key,
+                    message_id=message_id,
+                )
             )
-        )
         record = Record(
             state=DeliveryState.SENT,
             attempts=attempts,
@@ -424,18 +430,6 @@ class Dispatcher:
     ) -> _Done:
         nid = notice.notification_id
         now = self.clock()
-        event = NotificationFailed(
-            event_id=derive_id(nid, NotificationFailed.event_type()),
-            occurred_at=now,
-            tenant=notice.tenant,
-            ticket_id=notice.ticket_id,
-            notification_id=nid,
-            trigger=notice.trigger.value,
-            channel=channel.name,
-            recipient=notice.recipient.key,
-            reason=reason[:1000],
-            attempts=max(1, attempts),
-        )
         letter = DeadLetter(
             consumer=trigger.consumer,
             subject=trigger.subject,
@@ -448,7 +442,22 @@ class Dispatcher:
             headers=dict(trigger.headers),
             payload_b64=base64.b64encode(trigger.payload).decode(),
         )
-        await self.journal.failed(event, letter, subjects.dead_letter(trigger.consumer))
+        if notice.ticket_id:
+            event = NotificationFailed(
+                event_id=derive_id(nid, NotificationFailed.event_type()),
+                occurred_at=now,
+                tenant=notice.tenant,
+                ticket_id=notice.ticket_id,
+                notification_id=nid,
+                trigger=notice.trigger.value,
+                channel=channel.name,
+                recipient=notice.recipient.key,
+                reason=reason[:1000],
+                attempts=max(1, attempts),
+            )
+            await self.journal.failed(event, letter, subjects.dead_letter(trigger.consumer))
+        else:
+            await self.journal.dead(letter, subjects.dead_letter(trigger.consumer), nid)
         record = Record(
             state=DeliveryState.FAILED,
             attempts=attempts,
@@ -490,7 +499,11 @@ class Dispatcher:
         nid = notice.notification_id
         sent_id = str(derive_id(nid, NotificationSent.event_type()))
         failed_id = str(derive_id(nid, NotificationFailed.event_type()))
-        found = await self.journal.recorded(notice.tenant, notice.ticket_id, {sent_id, failed_id})
+        found = (
+            await self.journal.recorded(notice.tenant, notice.ticket_id, {sent_id, failed_id})
+            if notice.ticket_id
+            else set()
+        )
         if found:
             state = DeliveryState.SENT if sent_id in found else DeliveryState.FAILED
             repaired = record.model_copy(update={"state": state, "at": self.clock()})
@@ -529,8 +542,11 @@ class Dispatcher:
         rendered = self.renderer.render(notice)
         if notice.recipient.medium is not Medium.EMAIL:
             return Outgoing(notice, nid, rendered)
-        message_id = outbound_message_id(notice.ticket_id, nid, self.mail_domain)
-        html = self.policy.ack_html or notice.trigger is not Trigger.ACKNOWLEDGEMENT
+        message_id = (
+            outbound_message_id(notice.ticket_id, nid, self.mail_domain)
+            if notice.ticket_id
+            else f"<opora.{notice.trigger.value}.{nid}@{self.mail_domain}>"
+        )
         mail = build_email(
             notice,
             rendered,
@@ -538,7 +554,6 @@ class Dispatcher:
             message_id=message_id,
             now=now,
             cte=channel.cte or "8bit",
-            html=html,
         )
         return Outgoing(notice, nid, rendered, message_id, mail)
 

@@ -5,12 +5,18 @@ hands the notices to the ``Dispatcher``, which sends each once. When some notice
 (quiet hours, a rate limit, another replica sending the same message) the trigger is
 acknowledged and held in KV until due (``adapters/holds_kv.py``); a background task replays
 due holds through the same code, and whatever went out already is skipped by its record.
+
+The daily digest has no event to trigger it: a second background task looks every
+``digest_scan_s`` for tenants whose digest is due (``digest.py``), reads their open tickets
+from the ticket index and hands the digests to the same dispatcher, whose records make each
+go once per (tenant, person, day) across scans and replicas.
 """
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from email.headerregistry import Address
 
 from faststream.exceptions import NackMessage
@@ -23,6 +29,7 @@ from opora_notifier.adapters.journal import StreamJournal
 from opora_notifier.adapters.ledger_kv import KvLedger
 from opora_notifier.channels import Channel
 from opora_notifier.delivery import DeliveryPolicy, Dispatcher, Report, TriggerRef
+from opora_notifier.digest import bundles, digest_day, due_at
 from opora_notifier.metrics import NotifierMetrics
 from opora_notifier.notices import Medium, Notice, Trigger
 from opora_notifier.planning import URGENT, Links, Planner, Reach, TicketFacts
@@ -47,6 +54,7 @@ from opora_shared.events import (
 from opora_shared.nats.broker import EVENTS, durable_consumer, jetstream
 from opora_shared.nats.history import ticket_events
 from opora_shared.team import Team
+from opora_shared.ticket_index import TicketIndex
 from opora_shared.types import UNKNOWN_TENANT
 
 log = logging.getLogger(__name__)
@@ -60,6 +68,9 @@ SLA_BREACHED = "notifier-sla-breached"
 ESCALATED = "notifier-escalated"
 UPDATES = "notifier-updates"
 """Durable consumer of TicketUpdated: replies, waiting on the client, resolved, approvals."""
+
+DIGEST = "notifier-digest"
+"""Not a consumer: the daily digest job, as dead letters and logs name it."""
 
 HOLD_CLAIM = timedelta(minutes=2)
 """How long a replica owns a due hold while it replays it."""
@@ -96,6 +107,8 @@ class Notifier:
         self._renderer = Renderer()
         self._dispatcher: Dispatcher | None = None
         self._holds: KvHolds | None = None
+        self._digested: set[tuple[str, date]] = set()
+        """(tenant, day) whose digests this replica has settled: not planned again today."""
         self.process: dict[str, Callable[[Event, TriggerRef], Awaitable[Report | None]]] = {
             ACK: self._armed,
             UNKNOWN: self._unknown,
@@ -129,7 +142,6 @@ class Notifier:
                     rate_limit_per_hour=s.rate_limit_per_hour,
                     client_rate_limit_per_hour=s.client_rate_limit_per_hour,
                     busy_s=s.hold_busy_s,
-                    ack_html=s.ack_html,
                 ),
             )
         return self._dispatcher
@@ -229,6 +241,54 @@ class Notifier:
         ticket = await self.facts(event.tenant, event.ticket_id)
         notices = self.planner().updated(ticket, self.contracts.book.get(event.tenant), event)
         return await self.deliver(notices, ref, ticket) if notices else None
+
+    # -- the daily digest -----------------------------------------------------------------
+
+    async def send_digests(self) -> int:
+        """Send every digest due now, each once per (tenant, person, day); how many went."""
+        now = self.clock()
+        due = [
+            (contract, contract.digest, day)
+            for contract in self.contracts.book
+            if contract.digest is not None
+            and (day := digest_day(contract.digest, contract.calendar, now)) is not None
+            and (contract.tenant, day) not in self._digested
+        ]
+        planner = self.planner() if due else None
+        if planner is None or planner.team is None:
+            return 0
+        index = TicketIndex(jetstream(self.broker))
+        sent = 0
+        for contract, policy, day in due:
+            found = bundles(await index.summaries([contract.tenant]), policy, planner.team)
+            notices = planner.digest(contract, found, day, due_at(policy, contract.calendar, day))
+            if not notices:  # nothing open of those priorities: nobody hears today
+                self._digested.add((contract.tenant, day))
+                continue
+            ref = TriggerRef(
+                consumer=DIGEST,
+                payload=json.dumps({"tenant": contract.tenant, "day": day.isoformat()}).encode(),
+            )
+            report = await self.dispatcher.deliver(notices, ref)
+            sent += len(report.sent)
+            if report.wait_until is None:  # all settled; what waits is tried at the next scan
+                self._digested.add((contract.tenant, day))
+            log.info(
+                "digest %s %s: %d of %d sent", contract.tenant, day, len(report.sent), len(notices)
+            )
+        self._digested = {(t, d) for t, d in self._digested if d >= now.date() - timedelta(days=2)}
+        return sent
+
+    async def run_digests(self) -> None:
+        """Background task: send due digests every ``digest_scan_s``."""
+        while True:
+            await asyncio.sleep(self.settings.digest_scan_s)
+            try:
+                await self.send_digests()
+            except (NatsError, TimeoutError, OSError) as exc:
+                log.warning("digests not sent now: %s", type(exc).__name__)
+            except Exception:  # a bug must not stop tomorrow's digests
+                log.exception("digests: scan failed")
 
     # -- held triggers --------------------------------------------------------------------
 

@@ -44,6 +44,9 @@ class Trigger(StrEnum):
     """To the escalation level's people: the ticket went up the chain."""
     APPROVAL_OUTCOME = "approval_outcome"
     """To the assignee (else on-duty): the client's approver decided; start or drop the work."""
+    DIGEST = "digest"
+    """Once a day, to each engineer (or the lead): a tenant's open low-priority tickets (P3/P4)
+    of theirs; the one notice about no one ticket (``ticket_id`` is empty)."""
 
 
 CLIENT_TRIGGERS = frozenset(
@@ -107,6 +110,7 @@ class Notice:
     trigger: Trigger
     tenant: str
     ticket_id: str
+    """The ticket it is about; empty for the daily digest (about many)."""
     recipient: Recipient
     context: Mapping[str, Any]
     """The template's variables (complete: templates render with StrictUndefined)."""

@@ -13,7 +13,12 @@ never sends, reads the clock or touches NATS; the caller passes the instants.
 - ``TicketEscalated``: the level's people (addresses, or roles: lead, account_manager,
   on_duty);
 - ``TicketUpdated``: an engineer's reply (with text) relayed to the requester; waiting on the
-  client (with the question); resolved; approved or declined (requester and assignee).
+  client (with the question); resolved; approved or declined (requester and assignee);
+- the daily digest (``digest``): each person's open low-priority tickets of a tenant.
+
+A ticket an integration raised (channel ``integration``, requester ``alertmanager@vector``)
+has no client to write to: it gets no acknowledgement and no status notices; its engineer
+alerts and the approver's mail are as for any ticket.
 
 Engineer alerts also go to each person's chat handles (Telegram, Slack/Mattermost) and to the
 generic webhook, when the deployment has them.
@@ -21,12 +26,13 @@ generic webhook, when the deployment has them.
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
 from typing import Any
 
+from opora_notifier.digest import DigestBundle
 from opora_notifier.notices import Audience, Medium, Notice, Recipient, Trigger
-from opora_notifier.rendering import format_due, format_duration, one_line
+from opora_notifier.rendering import format_day, format_due, format_duration, one_line
 from opora_shared.approvals import ApprovalClaim, Decision
 from opora_shared.contracts import Contract
 from opora_shared.events import (
@@ -43,8 +49,9 @@ from opora_shared.events import (
 from opora_shared.mail_ids import outbound_message_id
 from opora_shared.status_links import status_url
 from opora_shared.team import Engineer, Person, Team
+from opora_shared.ticket_index import TicketSummary
 from opora_shared.tickets import TicketView, fold
-from opora_shared.vocabulary import Language, Priority, Scope, TicketChange
+from opora_shared.vocabulary import Channel, Language, Priority, Scope, TicketChange
 
 URGENT = frozenset({Priority.P1, Priority.P2})
 """Priorities whose engineer alerts never wait (quiet hours, rate limits)."""
@@ -68,6 +75,12 @@ class TicketFacts:
         view = fold(events)
         received = next(e for e in events if isinstance(e, TicketReceived))
         return cls(view=view, body=received.body, client_message_id=received.message_id)
+
+    @property
+    def requester_reads_mail(self) -> bool:
+        """False for a ticket an integration raised (``alertmanager@vector``): its requester
+        is a tool, so client mail (acknowledgement, status notices) would go nowhere."""
+        return self.view.channel is not Channel.INTEGRATION
 
     @property
     def priority(self) -> Priority | None:
@@ -161,6 +174,8 @@ class Planner:
         event: Event,
     ) -> list[Notice]:
         """The client's acknowledgement: number, request, verdict, real deadline."""
+        if not facts.requester_reads_mail:
+            return []
         view = facts.view
         scope = view.classification.scope if view.classification else Scope.NEEDS_REVIEW
         context = {
@@ -288,9 +303,16 @@ class Planner:
     def updated(
         self, facts: TicketFacts, contract: Contract | None, event: TicketUpdated
     ) -> list[Notice]:
-        """Status changes that matter to the client, and an engineer's answer."""
+        """Status changes that matter to the client, and an engineer's answer.
+
+        A ticket raised by an integration has no one to tell: only the approval's outcome
+        still reaches the assignee.
+        """
         text = (event.text or "").strip()
         change = event.change
+        client = facts.requester_reads_mail
+        if not client and change not in (TicketChange.APPROVED, TicketChange.DECLINED):
+            return []
         if change is TicketChange.REPLIED and event.actor.kind == "engineer" and text:
             return [self._update(Trigger.REPLY, facts, contract, event, text, automatic=False)]
         if change is TicketChange.WAITING_ON_CLIENT and text:
@@ -299,19 +321,89 @@ class Planner:
             return [self._update(Trigger.RESOLVED, facts, contract, event, text or None)]
         if change in (TicketChange.APPROVED, TicketChange.DECLINED):
             decided = {"decision": "approved" if change is TicketChange.APPROVED else "declined"}
-            client = self._client_notice(
-                Trigger.APPROVAL_DECIDED,
-                facts,
-                contract,
-                event.occurred_at,
-                decided,
-                references=self._client_thread(facts),
-            )
+            told = [
+                self._client_notice(
+                    Trigger.APPROVAL_DECIDED,
+                    facts,
+                    contract,
+                    event.occurred_at,
+                    decided,
+                    references=self._client_thread(facts),
+                )
+            ]
             team = self._owner_alert(
                 Trigger.APPROVAL_OUTCOME, facts, contract, event, decided, cause=""
             )
-            return [client, *team]
+            return [*(told if client else []), *team]
         return []
+
+    def digest(
+        self, contract: Contract, found: list[DigestBundle], day: date, at: datetime
+    ) -> list[Notice]:
+        """The day's digest of open low-priority tickets, one per person (mail and chat).
+
+        Its notification id is derived from (tenant, day, recipient): sent once per day
+        however often the scan plans it. Not held by quiet hours: it goes at the contract's
+        time, on its business days.
+        """
+        if self.team is None:
+            return []
+        timezone = contract.calendar.timezone
+        notices: list[Notice] = []
+        for bundle in found:
+            for recipient in self._reach(bundle.person, contract.language):
+                recipient = replace(recipient, shift=None)
+                language = recipient.language
+                tickets = [self._digest_line(s, contract, at, language) for s in bundle.tickets]
+                context = {
+                    "digest": {
+                        "tenant": contract.tenant,
+                        "tenant_name": contract.name,
+                        "day": format_day(day, language),
+                        "count": len(tickets),
+                        "everyone": bundle.everyone,
+                        "priorities": ", ".join(
+                            p.value
+                            for p in sorted({s.priority for s in bundle.tickets if s.priority})
+                        ),
+                        "timezone": timezone,
+                    },
+                    "tickets": tickets,
+                }
+                notices.append(
+                    Notice(
+                        trigger=Trigger.DIGEST,
+                        tenant=contract.tenant,
+                        ticket_id="",
+                        recipient=recipient,
+                        context=context,
+                        occurred_at=at,
+                        cause=f"{contract.tenant}:{day.isoformat()}",
+                    )
+                )
+        return notices
+
+    def _digest_line(
+        self, summary: TicketSummary, contract: Contract, at: datetime, language: Language
+    ) -> dict[str, Any]:
+        """One ticket as a digest lists it (every value defined: StrictUndefined)."""
+        timezone = contract.calendar.timezone
+        person = self.team.engineer(summary.assignee) if self.team and summary.assignee else None
+        return {
+            "id": summary.id,
+            "subject": one_line(summary.subject, 120),
+            "priority": summary.priority.value if summary.priority else "",
+            "status": summary.status.value,
+            "assignee": (person.name if person else None) or summary.assignee or "",
+            "age": format_duration(at - summary.created_at, language),
+            "resolution_due": (
+                format_due(summary.resolution_due, timezone, language)
+                if summary.resolution_due
+                else ""
+            ),
+            "breached": summary.breached,
+            "open_url": self.links.open(summary.tenant, summary.id),
+        }
 
     # -- building blocks ------------------------------------------------------------------
 

@@ -4,12 +4,13 @@ Templates live in ``templates/<language>/<trigger>.txt.j2`` (blocks ``subject``,
 for engineer alerts, ``chat``) and ``<trigger>.html.j2`` (autoescaped, extending the
 language's layout). Both environments use StrictUndefined: a variable a template uses but the
 planner did not provide is an error, never an empty string in a client's mail. Every subject
-carries the ticket tag ``[#<id>]`` so that replies thread back to the ticket.
+about a ticket carries its tag ``[#<id>]`` so that replies thread back to the ticket (the daily
+digest, about many, carries none).
 """
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -29,6 +30,11 @@ def format_due(due: datetime, timezone: str, language: Language) -> str:
     """A deadline in the client's timezone and language."""
     local = due.astimezone(ZoneInfo(timezone))
     return local.strftime("%d.%m.%Y %H:%M" if language is Language.RU else "%d %b %Y %H:%M")
+
+
+def format_day(day: date, language: Language) -> str:
+    """A calendar day as the reader writes it: 26.11.2026, 26 Nov 2026."""
+    return day.strftime("%d.%m.%Y" if language is Language.RU else "%d %b %Y")
 
 
 def format_duration(span: timedelta, language: Language) -> str:
@@ -100,7 +106,7 @@ class Renderer:
         }
         subject = one_line(_block(text, "subject", context), 200)
         tag = f"[#{notice.ticket_id}]"
-        if tag not in subject:
+        if notice.ticket_id and tag not in subject:  # a digest is about no one ticket
             subject = f"{tag} {subject}"
         body = _block(text, "body", context).strip() + "\n"
         chat = _block(text, "chat", context).strip() if "chat" in text.blocks else ""
@@ -148,7 +154,8 @@ def build_email(
         replied = notice.trigger.value == "acknowledgement"
         msg["Auto-Submitted"] = "auto-replied" if replied else "auto-generated"
         msg["X-Auto-Response-Suppress"] = "All"
-    msg["X-Opora-Ticket"] = notice.ticket_id
+    if notice.ticket_id:
+        msg["X-Opora-Ticket"] = notice.ticket_id
     msg["X-Opora-Trigger"] = notice.trigger.value
     msg.set_content(rendered.text, cte=cte)
     if html:

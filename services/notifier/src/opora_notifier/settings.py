@@ -6,28 +6,16 @@ a relay password over an unencrypted connection to another host, a bot token sen
 HTTP, a webhook without its signing secret.
 """
 
-import ipaddress
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 
-from opora_shared.settings import OporaSettings
+from opora_shared.settings import OporaSettings, is_loopback, require_https
+
+__all__ = ["NotifierSettings", "SmtpSecurity", "is_loopback"]
 
 SmtpSecurity = Literal["starttls", "tls", "none"]
-
-
-def is_loopback(host: str | None) -> bool:
-    """True for localhost and loopback addresses (where plain text never leaves the machine)."""
-    if not host:
-        return False
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 class NotifierSettings(OporaSettings):
@@ -64,6 +52,12 @@ class NotifierSettings(OporaSettings):
     slack_webhook_url: SecretStr | None = Field(
         default=None, description="Slack or Mattermost incoming webhook; unset: no chat posts"
     )
+    slack_webhook_kind: Literal["slack", "mattermost"] = Field(
+        default="slack",
+        description="what the webhook is: slack (blocks, presses go to the Slack app's "
+        "interactivity URL) or mattermost (attachment buttons posting to "
+        "{public_url}/v1/chat/mattermost)",
+    )
     webhook_url: str | None = Field(
         default=None, description="generic webhook receiving engineer alerts, signed"
     )
@@ -72,10 +66,6 @@ class NotifierSettings(OporaSettings):
     )
     http_timeout_s: float = Field(default=10.0, gt=0, description="Telegram, Slack, webhook")
 
-    ack_html: bool = Field(
-        default=False,
-        description="the acknowledgement as multipart text + HTML too (every other mail is)",
-    )
     ticket_url: str = Field(
         default="",
         description="engineers' 'open' link, e.g. a helpdesk's: {public_url}, {tenant}, "
@@ -102,6 +92,9 @@ class NotifierSettings(OporaSettings):
     hold_busy_s: float = Field(
         default=5.0, gt=0, description="wait when another replica is sending the same message"
     )
+    digest_scan_s: float = Field(
+        default=60.0, gt=0, description="how often due daily digests are looked for"
+    )
 
     @model_validator(mode="after")
     def _safe(self) -> "NotifierSettings":
@@ -120,11 +113,11 @@ class NotifierSettings(OporaSettings):
             msg = "set both OPORA_SMTP_RELAY_USERNAME and OPORA_SMTP_RELAY_PASSWORD, or neither"
             raise ValueError(msg)
         if self.telegram_bot_token is not None:
-            _require_https("OPORA_TELEGRAM_API_URL", self.telegram_api_url)
+            require_https("OPORA_TELEGRAM_API_URL", self.telegram_api_url)
         if self.slack_webhook_url is not None:
-            _require_https("OPORA_SLACK_WEBHOOK_URL", self.slack_webhook_url.get_secret_value())
+            require_https("OPORA_SLACK_WEBHOOK_URL", self.slack_webhook_url.get_secret_value())
         if self.webhook_url:
-            _require_https("OPORA_WEBHOOK_URL", self.webhook_url)
+            require_https("OPORA_WEBHOOK_URL", self.webhook_url)
             secret = self.webhook_secret.get_secret_value() if self.webhook_secret else ""
             if len(secret.encode()) < 16:
                 msg = "OPORA_WEBHOOK_URL needs OPORA_WEBHOOK_SECRET of at least 16 bytes"
@@ -138,11 +131,3 @@ class NotifierSettings(OporaSettings):
     def outbox(self) -> Path:
         """The outbox directory in use."""
         return self.outbox_path or self.outbox_dir
-
-
-def _require_https(name: str, url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback(parts.hostname)):
-        return
-    msg = f"{name} must be an https:// URL (plain http only to a loopback address)"
-    raise ValueError(msg)

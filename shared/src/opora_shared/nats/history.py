@@ -1,7 +1,10 @@
 """Reading events back from the stream: one ticket's history, or its last event of a kind."""
 
 import logging
-from typing import TypeVar
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
@@ -16,12 +19,44 @@ E = TypeVar("E", bound=Event)
 MAX_HISTORY = 10_000
 """A bound on one ticket's history, so that no read can loop for ever."""
 
+CACHED_TICKETS = 4096
+"""Histories remembered per connection (least recently used go first)."""
+
+
+@dataclass(slots=True)
+class _Known:
+    events: list[Event]
+    next_seq: int
+
+
+_known: "weakref.WeakKeyDictionary[Any, OrderedDict[tuple[str, str], _Known]]" = (
+    weakref.WeakKeyDictionary()
+)
+"""Per connection: the history already read of recent tickets, and where it ended.
+
+The events stream only grows (deletes are denied, no max age) and a stream sequence is given
+when a message is stored, so every event of a ticket below ``next_seq`` was read already; a
+later read only asks for what came after. A ticket's history is read on nearly every event
+(the index, routing, the notifier), and reading it from the start made each of those reads
+cost as many direct gets as the ticket had events, plus one.
+"""
+
+
+def _cache(js: JetStreamContext) -> "OrderedDict[tuple[str, str], _Known]":
+    connection = getattr(js, "_nc", js)
+    try:
+        return _known.setdefault(connection, OrderedDict())
+    except TypeError:  # not weak-referenceable: no cache
+        return OrderedDict()
+
 
 async def ticket_events(js: JetStreamContext, ticket_id: str, *, tenant: str = "*") -> list[Event]:
     """Every event of one ticket, oldest first, read with direct gets (no consumer created)."""
-    events: list[Event] = []
     subject = subjects.ticket_history(ticket_id, tenant=tenant)
-    seq = 1
+    cache = _cache(js)
+    known = cache.get((tenant, ticket_id))
+    events: list[Event] = list(known.events) if known else []
+    start = seq = known.next_seq if known else 1
     for _ in range(MAX_HISTORY):
         try:
             raw = await js.get_msg(
@@ -39,6 +74,14 @@ async def ticket_events(js: JetStreamContext, ticket_id: str, *, tenant: str = "
         if raw.seq is None:
             break
         seq = raw.seq + 1
+    if seq > start or known is None:
+        latest = cache.get((tenant, ticket_id))
+        if latest is None or latest.next_seq < seq:
+            cache[(tenant, ticket_id)] = _Known(list(events), seq)
+    if (tenant, ticket_id) in cache:
+        cache.move_to_end((tenant, ticket_id))
+    while len(cache) > CACHED_TICKETS:
+        cache.popitem(last=False)
     return events
 
 

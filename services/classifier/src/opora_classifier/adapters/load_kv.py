@@ -1,27 +1,53 @@
-"""The routing load projection in the ``opora_load`` KV bucket: one key per engineer id.
+"""The routing load projection in the ``opora_load`` KV bucket: one key per open ticket.
 
-Each value is an ``EngineerLoad`` as JSON: ``{"open": {ticket_id: {tenant, priority,
-assigned_at, ...}}, "last_assigned_at": ...}``. Every change is a pure function of the current
-value, written with compare-and-set and retried on conflict, so replicas never lose each other's
-writes. Changes are keyed by ticket id (set an entry, drop an entry), so applying one twice
-changes nothing: redeliveries are harmless. It knows nothing of the routing rules.
+Keys:
+
+- ``open.<engineer>.<ticket>``: an ``OpenTicket`` the engineer carries (JSON);
+- ``meta.<engineer>``: ``{"last_assigned_at": ...}``, the round-robin mark.
+
+Changes are keyed by ticket (set an entry, drop an entry), so applying one twice changes
+nothing: redeliveries are harmless. A change writes only the keys it changes, so its cost does
+not grow with the engineer's open tickets. (The first layout, one JSON value per engineer
+holding all of their open tickets, was rewritten whole on every change: in an alert storm, with
+thousands of open tickets per engineer, routing became the pipeline's bottleneck, measured by
+``bench/bench_e2e.py``. Values in that layout, a key ``<engineer>``, are moved to the new one
+the first time they are read.)
+
+Each process keeps the bucket in memory: before every read it catches up by reading the
+bucket's stream from where it stopped (direct gets, in order, no consumer), so a read sees
+every write that was stored before it started, its own and other replicas'. It knows nothing of
+the routing rules.
 """
 
 import asyncio
+import json
 from collections.abc import Callable, Iterable
+from datetime import datetime
 
 from nats.js import JetStreamContext
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
-from nats.js.kv import KeyValue
+from nats.js.errors import NotFoundError
 
-from opora_classifier.routing import EMPTY, EngineerLoad
+from opora_classifier.routing import EngineerLoad, OpenTicket
 from opora_shared import subjects
 
-CAS_ATTEMPTS = 20
+STREAM = f"KV_{subjects.LOAD_BUCKET}"
+PREFIX = f"$KV.{subjects.LOAD_BUCKET}."
+MAX_CATCH_UP = 1_000_000
+"""A bound on one catch-up read, so that no read can loop for ever."""
 
 
 class LoadConflictError(Exception):
-    """The key kept changing under every attempt; the caller fails and the message is retried."""
+    """Kept for callers that handle it; the per-ticket layout has no whole-value conflicts."""
+
+
+def open_key(engineer_id: str, ticket_id: str) -> str:
+    """The key of one open ticket of one engineer."""
+    return f"open.{engineer_id}.{ticket_id}"
+
+
+def meta_key(engineer_id: str) -> str:
+    """The key of an engineer's round-robin mark."""
+    return f"meta.{engineer_id}"
 
 
 class LoadStore:
@@ -29,66 +55,159 @@ class LoadStore:
 
     def __init__(self, js: JetStreamContext) -> None:
         self._js = js
-        self._kv: KeyValue | None = None
+        self._open: dict[str, dict[str, OpenTicket]] = {}
+        self._last: dict[str, datetime | None] = {}
+        self._revisions: dict[str, int] = {}
+        """key -> the revision the memory holds (a deleted key's until ``_seen`` passes it)."""
+        self._deleted: set[str] = set()
+        self._seen = 0
+        """The bucket's stream has been read up to this sequence."""
+        self._catching_up = asyncio.Lock()
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._legacy: dict[str, int] = {}
+        """Engineers whose load is still in the first layout, with that key's revision."""
 
-    async def _bucket(self) -> KeyValue:
-        if self._kv is None:
-            self._kv = await self._js.key_value(subjects.LOAD_BUCKET)
-        return self._kv
+    # -- reading -----------------------------------------------------------------------
 
-    async def _read(self, engineer_id: str) -> tuple[EngineerLoad, int]:
-        """The load and its revision (an empty load and 0 when absent)."""
-        kv = await self._bucket()
-        try:
-            entry = await kv.get(engineer_id)
-        except KeyNotFoundError:
-            return EMPTY, 0
-        if entry.value is None:  # a delete marker
-            return EMPTY, int(entry.revision or 0)
-        return EngineerLoad.model_validate_json(entry.value), int(entry.revision or 0)
+    async def catch_up(self) -> None:
+        """Read what was stored in the bucket since the last catch-up."""
+        async with self._catching_up:
+            seq = self._seen + 1
+            for _ in range(MAX_CATCH_UP):
+                try:
+                    raw = await self._js.get_msg(
+                        STREAM, seq=seq, subject=f"{PREFIX}>", next=True, direct=True
+                    )
+                except NotFoundError:
+                    break
+                if raw.seq is None or raw.subject is None:
+                    break
+                operation = (raw.headers or {}).get("KV-Operation")
+                marker = (raw.headers or {}).get("Nats-Marker-Reason")
+                gone = operation in ("DEL", "PURGE") or marker is not None
+                self._apply(raw.subject[len(PREFIX) :], raw.seq, None if gone else raw.data)
+                seq = raw.seq + 1
+            self._seen = max(self._seen, seq - 1)
+            # a deleted key's revision is only needed until the catch-up has passed it
+            for key in [k for k in self._deleted if self._revisions.get(k, 0) <= self._seen]:
+                self._deleted.discard(key)
+                self._revisions.pop(key, None)
+        if self._legacy:
+            await self._migrate()
+
+    def _apply(self, key: str, revision: int, value: bytes | None) -> None:
+        """Take one stored key into memory, unless memory already holds a newer revision."""
+        if revision <= self._revisions.get(key, 0):
+            return
+        self._revisions[key] = revision
+        if value is None:
+            self._deleted.add(key)
+        else:
+            self._deleted.discard(key)
+        parts = key.split(".")
+        if len(parts) == 3 and parts[0] == "open":
+            engineer_id, ticket_id = parts[1], parts[2]
+            if value is None:
+                self._open.get(engineer_id, {}).pop(ticket_id, None)
+            else:
+                entry = OpenTicket.model_validate_json(value)
+                self._open.setdefault(engineer_id, {})[ticket_id] = entry
+        elif len(parts) == 2 and parts[0] == "meta":
+            if value is None:
+                self._last.pop(parts[1], None)
+            else:
+                mark = json.loads(value).get("last_assigned_at")
+                self._last[parts[1]] = datetime.fromisoformat(mark) if mark else None
+        elif len(parts) == 1 and value is not None:
+            # the first layout: the whole load in one value
+            old = EngineerLoad.model_validate_json(value)
+            self._open.setdefault(key, {}).update(old.open)
+            marks = [m for m in (old.last_assigned_at, self._last.get(key)) if m is not None]
+            self._last[key] = max(marks) if marks else None
+            self._legacy[key] = revision
+
+    async def _migrate(self) -> None:
+        """Write first-layout loads as per-ticket keys, then delete the old value.
+
+        Idempotent (every write is keyed), so it needs no lock: replicas may both do it.
+        """
+        legacy, self._legacy = self._legacy, {}
+        for engineer_id in legacy:
+            for ticket_id, entry in list(self._open.get(engineer_id, {}).items()):
+                await self._put(open_key(engineer_id, ticket_id), entry.model_dump_json())
+            await self._put_mark(engineer_id, self._last.get(engineer_id))
+            await self._delete_key(engineer_id)
+
+    def _snapshot(self, engineer_id: str) -> EngineerLoad:
+        return EngineerLoad.model_construct(
+            open=dict(self._open.get(engineer_id, {})),
+            last_assigned_at=self._last.get(engineer_id),
+        )
 
     async def get(self, engineer_id: str) -> EngineerLoad:
         """One engineer's load (empty when they carry nothing)."""
-        load, _ = await self._read(engineer_id)
-        return load
+        await self.catch_up()
+        return self._snapshot(engineer_id)
 
     async def get_many(self, engineer_ids: Iterable[str]) -> dict[str, EngineerLoad]:
-        """The loads of several engineers, read concurrently."""
+        """The loads of several engineers, after one catch-up."""
         ids = [engineer_id for engineer_id in dict.fromkeys(engineer_ids) if engineer_id]
-        loads = await asyncio.gather(*(self.get(engineer_id) for engineer_id in ids))
-        return dict(zip(ids, loads, strict=True))
+        await self.catch_up()
+        return {engineer_id: self._snapshot(engineer_id) for engineer_id in ids}
 
     async def engineer_ids(self) -> list[str]:
         """Every engineer with a key, including any the team file no longer names."""
-        kv = await self._bucket()
-        try:
-            return sorted(await kv.keys())
-        except NoKeysError:
-            return []
+        await self.catch_up()
+        holders = {engineer_id for engineer_id, open_ in self._open.items() if open_}
+        return sorted(holders | set(self._last))
+
+    # -- writing -----------------------------------------------------------------------
+
+    def _lock(self, engineer_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(engineer_id, asyncio.Lock())
+
+    async def _put(self, key: str, value: str) -> None:
+        data = value.encode()
+        ack = await self._js.publish(f"{PREFIX}{key}", data)
+        self._apply(key, ack.seq, data)
+
+    async def _delete_key(self, key: str) -> None:
+        ack = await self._js.publish(f"{PREFIX}{key}", b"", headers={"KV-Operation": "DEL"})
+        self._apply(key, ack.seq, None)
+
+    async def _put_mark(self, engineer_id: str, mark: datetime | None) -> None:
+        value = json.dumps({"last_assigned_at": mark.isoformat() if mark else None})
+        await self._put(meta_key(engineer_id), value)
 
     async def change(
         self, engineer_id: str, change: Callable[[EngineerLoad], EngineerLoad]
     ) -> EngineerLoad:
-        """Apply a pure change with compare-and-set, retrying on conflict; the stored load."""
-        kv = await self._bucket()
-        for _ in range(CAS_ATTEMPTS):
-            current, revision = await self._read(engineer_id)
+        """Apply a pure change of one engineer's load; write the keys it changed; the load."""
+        async with self._lock(engineer_id):
+            await self.catch_up()
+            current = self._snapshot(engineer_id)
             new = change(current)
-            if new == current:
+            if new is current:
                 return current
-            data = new.model_dump_json().encode()
-            try:
-                if revision == 0:
-                    await kv.create(engineer_id, data)
-                else:
-                    await kv.update(engineer_id, data, last=revision)
-            except KeyWrongLastSequenceError:
-                continue
-            return new
-        msg = f"load of {engineer_id}: still changing after {CAS_ATTEMPTS} attempts"
-        raise LoadConflictError(msg)
+            writes = []
+            for ticket_id, entry in new.open.items():
+                old = current.open.get(ticket_id)
+                if old is not entry and old != entry:
+                    key = open_key(engineer_id, ticket_id)
+                    writes.append(self._put(key, entry.model_dump_json()))
+            for ticket_id in current.open.keys() - new.open.keys():
+                writes.append(self._delete_key(open_key(engineer_id, ticket_id)))
+            if new.last_assigned_at != current.last_assigned_at:
+                writes.append(self._put_mark(engineer_id, new.last_assigned_at))
+            await asyncio.gather(*writes)
+            return self._snapshot(engineer_id)
 
     async def delete(self, engineer_id: str) -> None:
         """Forget an engineer's load (tests and operators rebuilding the projection)."""
-        kv = await self._bucket()
-        await kv.delete(engineer_id)
+        async with self._lock(engineer_id):
+            await self.catch_up()
+            keys = [open_key(engineer_id, t) for t in self._open.get(engineer_id, {})]
+            if engineer_id in self._last:
+                keys.append(meta_key(engineer_id))
+            await asyncio.gather(*(self._delete_key(key) for key in keys))
+            self._last.pop(engineer_id, None)

@@ -38,10 +38,14 @@ class StreamJournal:
     async def failed(self, event: NotificationFailed, letter: DeadLetter, subject: str) -> None:
         """Publish a NotificationFailed, then the dead letter with the reason."""
         await publish_event(self._failed, event)
+        await self.dead(letter, subject, event.notification_id)
+
+    async def dead(self, letter: DeadLetter, subject: str, notification_id: str) -> None:
+        """Publish a dead letter with the reason (deduplicated per notification)."""
         await self._dead.publish(
             letter,
             subject=subject,
-            headers={"Nats-Msg-Id": f"dlq-notify-{event.notification_id}"},
+            headers={"Nats-Msg-Id": f"dlq-notify-{notification_id}"},
             stream=subjects.DLQ_STREAM,
         )
 

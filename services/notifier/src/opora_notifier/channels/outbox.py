@@ -1,7 +1,8 @@
 """The embedded default's mail channel: one .eml file per message under ``var/outbox/``.
 
-Client mail goes to ``var/outbox/``, the team's to ``var/outbox/team/``. Idempotent by
-construction: the file name is the notification id, written to a temporary name and renamed
+Client mail goes to ``var/outbox/``, the team's to ``var/outbox/team/``, each named
+``<ticket>-<notification id>.eml`` (a digest: ``digest-<notification id>.eml``). Idempotent
+by construction: the file name is the notification id, written to a temporary name and renamed
 into place (fsynced), so after a crash ``confirm`` can tell whether a message was written,
 and a redelivery never writes it twice.
 """
@@ -32,7 +33,8 @@ class OutboxChannel:
         folder = self.directory
         if out.notice.recipient.audience is not Audience.CLIENT:
             folder = folder / "team"
-        return folder / f"{out.notice.ticket_id}-{out.notification_id}.eml"
+        about = out.notice.ticket_id or out.notice.trigger.value  # digest-<id>.eml
+        return folder / f"{about}-{out.notification_id}.eml"
 
     async def send(self, out: Outgoing, commit: Commit) -> str | None:  # noqa: ARG002
         """Write the mail unless it is there already (the rename is the commit)."""

@@ -1,8 +1,10 @@
 """Telegram Bot API: sendMessage to an engineer's chat, with an inline keyboard.
 
 Buttons: Acknowledge and Resolve carry ``callback_data`` ``opora:ack:<ticket>`` and
-``opora:resolve:<ticket>`` for the bot's webhook to act on; "Open status page" is a link.
-The bot token is part of the URL: it never appears in a reason or a log line.
+``opora:resolve:<ticket>`` (``opora_shared.chat_buttons``), which the intake's
+``/v1/chat/telegram`` webhook acts on; "Open status page" is a link. A notice about no one
+ticket (the daily digest) is plain text. The bot token is part of the URL: it never appears in
+a reason or a log line.
 """
 
 from typing import Any
@@ -12,6 +14,7 @@ import httpx
 from opora_notifier.channels import Commit, DeliveryError, Outgoing
 from opora_notifier.channels.http import post_json
 from opora_notifier.notices import Medium
+from opora_shared.chat_buttons import ChatVerb, telegram_callback
 from opora_shared.vocabulary import Language
 
 LABELS = {
@@ -24,22 +27,28 @@ MAX_TEXT = 4096
 def telegram_payload(out: Outgoing) -> dict[str, Any]:
     """The sendMessage request for one notice."""
     notice = out.notice
-    ack, resolve, open_ = LABELS[notice.recipient.language]
-    status_url = str(notice.context["ticket"]["open_url"])
-    return {
+    payload: dict[str, Any] = {
         "chat_id": notice.recipient.address,
         "text": out.rendered.chat[:MAX_TEXT],
         "disable_web_page_preview": True,
-        "reply_markup": {
-            "inline_keyboard": [
-                [
-                    {"text": ack, "callback_data": f"opora:ack:{notice.ticket_id}"},
-                    {"text": resolve, "callback_data": f"opora:resolve:{notice.ticket_id}"},
-                ],
-                [{"text": open_, "url": status_url}],
-            ]
-        },
     }
+    if not notice.ticket_id:  # a digest: about many tickets, no buttons
+        return payload
+    ack, resolve, open_ = LABELS[notice.recipient.language]
+    status_url = str(notice.context["ticket"]["open_url"])
+    payload["reply_markup"] = {
+        "inline_keyboard": [
+            [
+                {"text": ack, "callback_data": telegram_callback(ChatVerb.ACK, notice.ticket_id)},
+                {
+                    "text": resolve,
+                    "callback_data": telegram_callback(ChatVerb.RESOLVE, notice.ticket_id),
+                },
+            ],
+            [{"text": open_, "url": status_url}],
+        ]
+    }
+    return payload
 
 
 class TelegramChannel:
