@@ -27,7 +27,7 @@ router = APIRouter()
 _bearer = HTTPBearer(auto_error=False, description="an API token (var/admin.token for admin)")
 
 
-def get_runtime(request: Request) -> IntakeRuntime:
+async def get_runtime(request: Request) -> IntakeRuntime:
     """The runtime the composition root put on the app."""
     runtime: IntakeRuntime = request.app.state.runtime
     return runtime

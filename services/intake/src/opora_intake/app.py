@@ -6,8 +6,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import FastAPI
 from faststream.specification import AsyncAPI
 from nats.errors import Error as NatsError
 from prometheus_client import CollectorRegistry
@@ -147,17 +146,6 @@ def create_app(
     async def asyncapi() -> dict[str, Any]:
         return spec.to_specification().to_jsonable()  # type: ignore[no-any-return]
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next: Any) -> Response:
-        length = request.headers.get("content-length")
-        form = request.url.path == web.FORM_PATH  # the web form enforces its own limit
-        if not form and length and length.isdigit() and int(length) > settings.max_json_bytes:
-            runtime.metrics.rejected.labels("too_large").inc()
-            return JSONResponse(
-                {"detail": f"body over {settings.max_json_bytes} bytes"}, status_code=413
-            )
-        response: Response = await call_next(request)
-        return response
-
-    install_limits(app, settings, runtime.metrics)  # 429 per IP and token, chunked 413, no bare 500
+    # 429 per IP and token, 413 over OPORA_MAX_JSON_BYTES (the form has its own), no bare 500
+    install_limits(app, settings, runtime.metrics, own_limit_paths=frozenset({web.FORM_PATH}))
     return app

@@ -4,7 +4,8 @@ Client mail goes to ``var/outbox/``, the team's to ``var/outbox/team/``, each na
 ``<ticket>-<notification id>.eml`` (a digest: ``digest-<notification id>.eml``). Idempotent
 by construction: the file name is the notification id, written to a temporary name and renamed
 into place (fsynced), so after a crash ``confirm`` can tell whether a message was written,
-and a redelivery never writes it twice.
+and a redelivery never writes it twice. A crash mid-write leaves ``<name>.tmp<pid>``; the
+channel removes those of processes that no longer run when it starts (the chaos run found them).
 """
 
 import asyncio
@@ -27,6 +28,7 @@ class OutboxChannel:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        self.removed_leftovers = remove_leftovers(directory)
 
     def path_for(self, out: Outgoing) -> Path:
         """Where one notification's file lives."""
@@ -53,6 +55,28 @@ class OutboxChannel:
 
     async def close(self) -> None:
         """Nothing to release."""
+
+
+def remove_leftovers(directory: Path) -> int:
+    """Delete temporary files that crashed writers left behind; how many there were."""
+    removed = 0
+    for folder in (directory, directory / "team"):
+        for path in folder.glob("*.tmp*") if folder.is_dir() else ():
+            pid = path.suffix.removeprefix(".tmp")
+            if pid.isdigit() and not _running(int(pid)):
+                path.unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def write_eml(mail: EmailMessage, target: Path) -> bool:
