@@ -5,6 +5,7 @@ import uuid
 
 import pytest
 from faststream import FastStream
+from nats.errors import TimeoutError as NatsTimeoutError
 
 from opora_shared import subjects
 from opora_shared.events import DeadLetter, TicketReceived
@@ -109,4 +110,29 @@ class TestDeadLetters:
         finally:
             await app.stop()
         assert len(calls) == 2
+        assert await dead_letters(js, consumer) == []
+
+    async def test_nats_unavailable_is_retried_past_max_deliver(self, harness, js):
+        """A leader election outlasting max_deliver retries must not dead-letter the message."""
+        broker, settings, consumer, tenant, calls = harness
+        done = asyncio.Event()
+
+        @broker.subscriber(
+            subjects.event_pattern(TicketReceived, tenant=tenant),
+            **durable_consumer(settings, consumer),
+        )
+        async def handler(event: TicketReceived) -> None:
+            calls.append(event.ticket_id)
+            if len(calls) <= settings.max_deliver:  # one more failure than a bug would get
+                raise NatsTimeoutError
+            done.set()
+
+        app = FastStream(broker)
+        await app.start()
+        try:
+            await publish_event(broker, make_ticket_received(tenant=tenant))
+            await asyncio.wait_for(done.wait(), timeout=20)
+        finally:
+            await app.stop()
+        assert len(calls) == settings.max_deliver + 1
         assert await dead_letters(js, consumer) == []

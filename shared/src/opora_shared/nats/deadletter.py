@@ -5,7 +5,12 @@ A broker middleware. When a handler (or its decoding, or its publishing) fails:
 - a message that can never succeed (it does not decode, or it raised PoisonMessageError) goes
   to ``opora.dlq.<consumer>`` at once, with the reason, and is terminated;
 - any other failure is retried with exponential back-off (``nak`` with a delay) until
-  ``max_deliver`` deliveries, then dead-lettered the same way.
+  ``max_deliver`` deliveries, then dead-lettered the same way;
+- NATS itself being unavailable (the connection down or reconnecting, a JetStream request
+  timing out, no stream leader yet) is not the message's fault: such failures are retried up
+  to ``TRANSPORT_PATIENCE`` times ``max_deliver`` deliveries (about eight minutes of back-off
+  with the defaults), so a cluster's leader election (measured up to 9.5 s in
+  ``tests/e2e/test_nats_cluster.py``) or a restart of nats-server dead-letters nothing.
 
 The dead letter is published (and acknowledged by JetStream) before the original is terminated;
 if that publish fails the original is redelivered later instead. Reasons never carry the
@@ -23,6 +28,8 @@ from typing import Any
 from faststream import BaseMiddleware
 from faststream.exceptions import HandlerException, NackMessage, RejectMessage
 from faststream.nats import NatsBroker
+from nats import errors as nats_errors
+from nats.js import errors as js_errors
 from pydantic import ValidationError
 
 from opora_shared import subjects
@@ -32,6 +39,17 @@ from opora_shared.events import DeadLetter
 log = logging.getLogger(__name__)
 
 POISON = (ValidationError, json.JSONDecodeError, UnicodeDecodeError, PoisonMessageError)
+TRANSPORT = (
+    nats_errors.ConnectionClosedError,
+    nats_errors.ConnectionReconnectingError,
+    nats_errors.StaleConnectionError,
+    nats_errors.NoServersError,
+    nats_errors.TimeoutError,
+    nats_errors.FlushTimeoutError,
+    js_errors.ServiceUnavailableError,
+)
+"""NATS unavailable for a while: retried longer, because the message is not at fault."""
+TRANSPORT_PATIENCE = 4
 
 
 def describe(exc: BaseException) -> str:
@@ -71,13 +89,14 @@ def dead_letter_middleware(
             raw: Any = self.msg
             metadata = getattr(raw, "metadata", None)
             delivered = int(getattr(metadata, "num_delivered", 1) or 1)
-            if not isinstance(exc_val, POISON) and delivered < max_deliver:
+            patience = TRANSPORT_PATIENCE if isinstance(exc_val, TRANSPORT) else 1
+            if not isinstance(exc_val, POISON) and delivered < max_deliver * patience:
                 delay = backoff_s(delivered)
                 log.warning(
                     "%s failed (delivery %d/%d), retry in %.1fs: %s",
                     consumer,
                     delivered,
-                    max_deliver,
+                    max_deliver * patience,
                     delay,
                     type(exc_val).__name__,
                 )
