@@ -8,13 +8,12 @@ second); everything else is Opora's defaults.
 """
 
 import asyncio
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from opora_shared.nats.server import NatsServer, free_port
-from opora_shared.stack import SERVICES, Stack, prepare_nats
+from opora_shared.stack import SERVICES, Stack, prepare_nats, service_env
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NATS_CONFIG = REPO_ROOT / "deploy" / "nats" / "nats-server.conf"
@@ -78,19 +77,16 @@ def launch(root: Path, *, sync: str = "always", **extra_env: str) -> BenchStack:
     var = root / "var"
     token = asyncio.run(prepare_nats(server.url, var / "admin.token"))
     http_port, smtp_port = free_port(), free_port()
+    contracts = REPO_ROOT / "deploy" / "contracts"
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("OPORA_")},
-        "OPORA_NATS_URL": server.url,
-        "OPORA_VAR_DIR": str(var),
-        "OPORA_CONTRACTS_DIR": str(REPO_ROOT / "deploy" / "contracts"),
-        "OPORA_HTTP_PORT": str(http_port),
-        "OPORA_SMTP_PORT": str(smtp_port),
+        **service_env(
+            server.url, var, contracts_dir=contracts, http_port=http_port, smtp_port=smtp_port
+        ),
         "OPORA_RATE_LIMIT_IP_PER_S": "100000",
         "OPORA_RATE_LIMIT_IP_BURST": "100000",
         "OPORA_RATE_LIMIT_TOKEN_PER_S": "100000",
         "OPORA_RATE_LIMIT_TOKEN_BURST": "100000",
         "OPORA_LOG_LEVEL": "WARNING",
-        "PYTHONUNBUFFERED": "1",
         **extra_env,
     }
     stack = Stack(

@@ -1,7 +1,6 @@
 """End-to-end tests: the four services as separate processes, real HTTP, a NATS of their own."""
 
 import asyncio
-import os
 import shutil
 import sys
 from collections.abc import Iterator
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from opora_shared.nats.server import NatsServer, free_port
-from opora_shared.stack import SERVICES, Stack, prepare_nats
+from opora_shared.stack import SERVICES, Stack, prepare_nats, service_env
 from opora_shared.testing.plugin import REPO_ROOT, start_nats
 
 
@@ -45,14 +44,11 @@ def launch(tmp: Path, **extra_env: str) -> RunningStack:
     token = asyncio.run(prepare_nats(server.url, var / "admin.token"))
     http_port, smtp_port = free_port(), free_port()
     metrics = {name: free_port() for name in SERVICES}
+    contracts = REPO_ROOT / "deploy" / "contracts"
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("OPORA_")},
-        "OPORA_NATS_URL": server.url,
-        "OPORA_VAR_DIR": str(var),
-        "OPORA_CONTRACTS_DIR": str(REPO_ROOT / "deploy" / "contracts"),
-        "OPORA_HTTP_PORT": str(http_port),
-        "OPORA_SMTP_PORT": str(smtp_port),
-        "PYTHONUNBUFFERED": "1",
+        **service_env(
+            server.url, var, contracts_dir=contracts, http_port=http_port, smtp_port=smtp_port
+        ),
         **extra_env,
     }
     stack = Stack(

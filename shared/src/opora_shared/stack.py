@@ -30,6 +30,21 @@ SERVICES: dict[str, str] = {
 """Service name -> module run with ``python -m``."""
 
 
+def service_env(
+    nats_url: str, var: Path, *, contracts_dir: Path, http_port: int, smtp_port: int
+) -> dict[str, str]:
+    """The environment of a stack's services: ours without any OPORA_ setting, then theirs."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("OPORA_")},
+        "OPORA_NATS_URL": nats_url,
+        "OPORA_VAR_DIR": str(var),
+        "OPORA_CONTRACTS_DIR": str(contracts_dir),
+        "OPORA_HTTP_PORT": str(http_port),
+        "OPORA_SMTP_PORT": str(smtp_port),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
 async def prepare_nats(url: str, token_file: Path) -> str:
     """Provision a fresh NATS for a stack and make sure it has an admin token; the token."""
     import nats
