@@ -66,7 +66,15 @@ from nats.js.kv import KV_DEL, KV_PURGE
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.load import BODIES, CHANNELS, REQUESTERS, percentile
+from bench.load import (
+    BODIES,
+    CHANNELS,
+    REQUESTERS,
+    alert_event,
+    percentile,
+    support_mail,
+    web_ticket,
+)
 from bench.stack import BenchStack, launch
 from opora_shared import subjects
 from opora_shared.stack import SERVICES
@@ -210,24 +218,12 @@ class ClientSenders:
         requester, tenant = next(self._requesters)
         body = next(self._bodies)
         if channel == "http":
-            ticket = {"from": requester, "subject": f"{marker} принтер", "body": body}
+            ticket = web_ticket(marker, requester, body)
             return lambda: self._http_once(marker, ticket)
         if channel == "smtp":
-            mail = EmailMessage()
-            mail["From"] = requester
-            mail["To"] = "support@opora.local"
-            mail["Subject"] = f"{marker} не работает почта"
-            mail["Message-ID"] = f"<{marker}@bench.example>"
-            mail.set_content(body)
+            mail = support_mail(marker, requester, body)
             return lambda: self._smtp_once(mail)
-        event = {
-            "source": "zabbix",
-            "dedup_key": marker,
-            "summary": f"{marker} disk C: less than 5% free",
-            "severity": "high",
-            "resource": "srv-db01",
-        }
-        payload = json.dumps(event).encode()
+        payload = alert_event(marker)
         return lambda: self._nats_once(marker, tenant, payload)
 
     async def _http_once(self, marker: str, ticket: dict[str, str]) -> tuple[str, str]:

@@ -41,6 +41,34 @@ BODIES = (
 )
 
 
+def web_ticket(marker: str, requester: str, body: str) -> dict[str, str]:
+    """A ``POST /v1/tickets`` body carrying the marker."""
+    return {"from": requester, "subject": f"{marker} принтер", "body": body}
+
+
+def support_mail(marker: str, requester: str, body: str) -> EmailMessage:
+    """A client's mail to the support address carrying the marker (also its Message-ID)."""
+    mail = EmailMessage()
+    mail["From"] = requester
+    mail["To"] = "support@opora.local"
+    mail["Subject"] = f"{marker} не работает почта"
+    mail["Message-ID"] = f"<{marker}@bench.example>"
+    mail.set_content(body)
+    return mail
+
+
+def alert_event(marker: str) -> bytes:
+    """A generic integrator event (an alert) carrying the marker, also as its dedup key."""
+    event = {
+        "source": "zabbix",
+        "dedup_key": marker,
+        "summary": f"{marker} disk C: less than 5% free",
+        "severity": "high",
+        "resource": "srv-db01",
+    }
+    return json.dumps(event).encode()
+
+
 @dataclass
 class Observer:
     """Times each marked ticket from send to acknowledgement."""
@@ -191,7 +219,7 @@ class Channels:
     async def http(self, marker: str) -> None:
         assert self._http is not None
         requester, _ = next(self._requesters)
-        body = {"from": requester, "subject": f"{marker} принтер", "body": next(self._bodies)}
+        body = web_ticket(marker, requester, next(self._bodies))
         headers = {"Idempotency-Key": marker}
         for attempt in range(3):
             try:
@@ -208,12 +236,7 @@ class Channels:
 
     async def smtp(self, marker: str) -> None:
         requester, _ = next(self._requesters)
-        mail = EmailMessage()
-        mail["From"] = requester
-        mail["To"] = "support@opora.local"
-        mail["Subject"] = f"{marker} не работает почта"
-        mail["Message-ID"] = f"<{marker}@bench.example>"
-        mail.set_content(next(self._bodies))
+        mail = support_mail(marker, requester, next(self._bodies))
         session = await self._smtp.get()
         try:
             await session.send_message(mail)
@@ -229,17 +252,10 @@ class Channels:
     async def nats(self, marker: str) -> None:
         assert self._nc is not None
         _, tenant = next(self._requesters)
-        event = {
-            "source": "zabbix",
-            "dedup_key": marker,
-            "summary": f"{marker} disk C: less than 5% free",
-            "severity": "high",
-            "resource": "srv-db01",
-        }
         try:
             await self._nc.jetstream().publish(
                 f"opora.in.{tenant}.events",
-                json.dumps(event).encode(),
+                alert_event(marker),
                 headers={"Nats-Msg-Id": marker},
             )
         except Exception:

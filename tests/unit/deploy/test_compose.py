@@ -405,7 +405,9 @@ class TestComposePrometheus:
             target = str(PurePosixPath(config_file).parent / rule_file)
             assert mounts[target] == REPO / "deploy" / "prometheus" / rule_file
 
-    @pytest.mark.skipif(not shutil.which("promtool"), reason="promtool is not installed")
+    @pytest.mark.skipif(
+        not shutil.which("promtool"), reason="promtool (Debian package prometheus) is not installed"
+    )
     def test_promtool_accepts_the_config_as_the_container_sees_it(self, compose, configs, tmp_path):
         prometheus = compose["services"]["prometheus"]
         for host, target in bind_mounts(prometheus):

@@ -19,7 +19,6 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Header, HTTPException, Request, status
-from nats.errors import Error as NatsError
 
 from opora_intake.api import RuntimeDep, unavailable
 from opora_intake.api_models import ChatActionAnswer, MattermostAnswer, Problem
@@ -37,10 +36,10 @@ from opora_intake.chat_actions import (
     stranger,
     telegram_press,
 )
-from opora_intake.errors import ChatPayloadError
+from opora_intake.errors import NATS_UNAVAILABLE, ChatPayloadError
 from opora_intake.runtime import IntakeRuntime
 from opora_shared.chat_buttons import ChatButtonError
-from opora_shared.errors import ContractError, NotReadyError
+from opora_shared.errors import ContractError
 from opora_shared.nats.broker import jetstream
 from opora_shared.nats.history import ticket_events
 from opora_shared.nats.publish import publish_event
@@ -49,7 +48,6 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["chat"])
 
-_NATS_ERRORS = (NatsError, TimeoutError, NotReadyError)
 _REFUSALS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "the request is not the platform's (secret, signature)"},
     403: {"model": Problem, "description": "this platform is not configured"},
@@ -98,7 +96,7 @@ async def act(runtime: IntakeRuntime, press: Press) -> Verdict:
                     ack = await publish_event(runtime.broker, verdict.event)
                     if ack.duplicate:  # two deliveries of one press raced: one is stored
                         verdict = Verdict("duplicate", verdict.text, verdict.event)
-            except _NATS_ERRORS as exc:
+            except NATS_UNAVAILABLE as exc:
                 log.warning("chat press not recorded: %s", type(exc).__name__)
                 raise unavailable("the ticket store is unavailable") from exc
             log.info(

@@ -1,6 +1,11 @@
 """Intake errors, turned into HTTP answers by the API."""
 
-from opora_shared.errors import OporaError
+from nats.errors import Error as NatsError
+
+from opora_shared.errors import NotReadyError, OporaError
+
+NATS_UNAVAILABLE = (NatsError, TimeoutError, NotReadyError)
+"""What a request handler meets when NATS cannot answer: 503, nothing recorded, retry."""
 
 
 class IntakeError(OporaError):

@@ -17,7 +17,6 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Path, Query, status
-from nats.errors import Error as NatsError
 
 from opora_intake.api import RuntimeDep, TokenDep, forbidden, invalid, unavailable
 from opora_intake.api_models import (
@@ -28,8 +27,9 @@ from opora_intake.api_models import (
     TicketPage,
 )
 from opora_intake.approvals import _decision
+from opora_intake.errors import NATS_UNAVAILABLE
 from opora_intake.runtime import IntakeRuntime
-from opora_shared.errors import ContractError, NotReadyError, TicketNotFoundError
+from opora_shared.errors import ContractError, TicketNotFoundError
 from opora_shared.events import Actor, Event, TicketAssigned, TicketUpdated, derive_id
 from opora_shared.nats.broker import jetstream
 from opora_shared.nats.history import ticket_events
@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["tickets"])
 
-_NATS_ERRORS = (NatsError, TimeoutError, NotReadyError)
 _TICKET_ID = r"^[1-9][0-9]{0,11}$"
 
 CHANGES: dict[TicketAction, TicketChange] = {
@@ -109,7 +108,7 @@ async def list_tickets(
         statuses |= set(OPEN_STATUSES)
     try:
         summaries = await TicketIndex(jetstream(runtime.broker)).summaries(tenants)
-    except _NATS_ERRORS as exc:
+    except NATS_UNAVAILABLE as exc:
         raise unavailable("the ticket index is unavailable") from exc
     page, next_cursor = select(
         summaries,
@@ -172,7 +171,7 @@ async def act_on_ticket(
             if ack.duplicate and body.action in (TicketAction.APPROVE, TicketAction.DECLINE)
             else None
         )
-    except _NATS_ERRORS as exc:
+    except NATS_UNAVAILABLE as exc:
         log.warning("ticket event not stored: %s", type(exc).__name__)
         raise unavailable("the ticket store is unavailable") from exc
     if decided is not None:  # an approval link (or another request) decided first
@@ -212,7 +211,7 @@ async def _ticket(
         raise not_found
     try:
         events = await ticket_events(jetstream(runtime.broker), ticket_id)
-    except _NATS_ERRORS as exc:
+    except NATS_UNAVAILABLE as exc:
         raise unavailable("the ticket store is unavailable") from exc
     if not events:
         raise not_found

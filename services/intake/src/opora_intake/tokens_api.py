@@ -11,12 +11,11 @@ import logging
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Response, status
-from nats.errors import Error as NatsError
 from nats.js.errors import KeyWrongLastSequenceError
 
 from opora_intake.api import RuntimeDep, TokenDep, forbidden, invalid, unavailable
 from opora_intake.api_models import Problem, TokenCreate, TokenCreated, TokenRead
-from opora_shared.errors import NotReadyError
+from opora_intake.errors import NATS_UNAVAILABLE
 from opora_shared.nats.broker import jetstream
 from opora_shared.tokens import (
     ALL_TENANTS,
@@ -36,7 +35,6 @@ _ERRORS: dict[int | str, dict[str, object]] = {
     403: {"model": Problem, "description": "not an admin token of every tenant"},
     503: {"model": Problem, "description": "NATS unavailable; retry later"},
 }
-_NATS_ERRORS = (NatsError, TimeoutError, NotReadyError)
 
 
 def _require_admin(token: TokenRecord) -> None:
@@ -79,7 +77,7 @@ async def make_token(body: TokenCreate, runtime: RuntimeDep, token: TokenDep) ->
         )
     except KeyWrongLastSequenceError as exc:  # 256 random bits collided: never in practice
         raise unavailable("token not made") from exc
-    except _NATS_ERRORS as exc:
+    except NATS_UNAVAILABLE as exc:
         raise unavailable("the token store is unavailable") from exc
     log.info(
         "token %s made by %s: tenants %s, scopes %s",
@@ -97,7 +95,7 @@ async def read_tokens(runtime: RuntimeDep, token: TokenDep) -> list[TokenRead]:
     _require_admin(token)
     try:
         records = await list_tokens(jetstream(runtime.broker))
-    except _NATS_ERRORS as exc:
+    except NATS_UNAVAILABLE as exc:
         raise unavailable("the token store is unavailable") from exc
     return [TokenRead.of(record) for record in records]
 
@@ -125,7 +123,7 @@ async def delete_token(
         record = await revoke_token(
             jetstream(runtime.broker), token_id, by=token.id, now=runtime.clock()
         )
-    except _NATS_ERRORS as exc:
+    except NATS_UNAVAILABLE as exc:
         raise unavailable("the token store is unavailable") from exc
     if record is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no token {token_id}")

@@ -23,9 +23,9 @@ CACHED_TICKETS = 4096
 """Histories remembered per connection (least recently used go first)."""
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Known:
-    events: list[Event]
+    events: tuple[Event, ...]
     next_seq: int
 
 
@@ -53,10 +53,10 @@ def _cache(js: JetStreamContext) -> "OrderedDict[tuple[str, str], _Known]":
 async def ticket_events(js: JetStreamContext, ticket_id: str, *, tenant: str = "*") -> list[Event]:
     """Every event of one ticket, oldest first, read with direct gets (no consumer created)."""
     subject = subjects.ticket_history(ticket_id, tenant=tenant)
-    cache = _cache(js)
-    known = cache.get((tenant, ticket_id))
+    cache, key = _cache(js), (tenant, ticket_id)
+    known = cache.get(key)
     events: list[Event] = list(known.events) if known else []
-    start = seq = known.next_seq if known else 1
+    seq = known.next_seq if known else 1
     for _ in range(MAX_HISTORY):
         try:
             raw = await js.get_msg(
@@ -74,12 +74,10 @@ async def ticket_events(js: JetStreamContext, ticket_id: str, *, tenant: str = "
         if raw.seq is None:
             break
         seq = raw.seq + 1
-    if seq > start or known is None:
-        latest = cache.get((tenant, ticket_id))
-        if latest is None or latest.next_seq < seq:
-            cache[(tenant, ticket_id)] = _Known(list(events), seq)
-    if (tenant, ticket_id) in cache:
-        cache.move_to_end((tenant, ticket_id))
+    latest = cache.get(key)  # a concurrent read may have stored a longer history meanwhile
+    if latest is None or latest.next_seq < seq:
+        cache[key] = _Known(tuple(events), seq)
+    cache.move_to_end(key)
     while len(cache) > CACHED_TICKETS:
         cache.popitem(last=False)
     return events

@@ -36,10 +36,6 @@ MAX_CATCH_UP = 1_000_000
 """A bound on one catch-up read, so that no read can loop for ever."""
 
 
-class LoadConflictError(Exception):
-    """Kept for callers that handle it; the per-ticket layout has no whole-value conflicts."""
-
-
 def open_key(engineer_id: str, ticket_id: str) -> str:
     """The key of one open ticket of one engineer."""
     return f"open.{engineer_id}.{ticket_id}"
@@ -64,8 +60,8 @@ class LoadStore:
         """The bucket's stream has been read up to this sequence."""
         self._catching_up = asyncio.Lock()
         self._locks: dict[str, asyncio.Lock] = {}
-        self._legacy: dict[str, int] = {}
-        """Engineers whose load is still in the first layout, with that key's revision."""
+        self._legacy: set[str] = set()
+        """Engineers whose load is still in the first layout."""
 
     # -- reading -----------------------------------------------------------------------
 
@@ -124,14 +120,14 @@ class LoadStore:
             self._open.setdefault(key, {}).update(old.open)
             marks = [m for m in (old.last_assigned_at, self._last.get(key)) if m is not None]
             self._last[key] = max(marks) if marks else None
-            self._legacy[key] = revision
+            self._legacy.add(key)
 
     async def _migrate(self) -> None:
         """Write first-layout loads as per-ticket keys, then delete the old value.
 
         Idempotent (every write is keyed), so it needs no lock: replicas may both do it.
         """
-        legacy, self._legacy = self._legacy, {}
+        legacy, self._legacy = self._legacy, set()
         for engineer_id in legacy:
             for ticket_id, entry in list(self._open.get(engineer_id, {}).items()):
                 await self._put(open_key(engineer_id, ticket_id), entry.model_dump_json())

@@ -19,7 +19,6 @@ from cloudevents.core.formats.json import JSONFormat
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials
-from nats.errors import Error as NatsError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from opora_intake.api import (
@@ -32,6 +31,7 @@ from opora_intake.api import (
     unavailable,
 )
 from opora_intake.api_models import Problem
+from opora_intake.errors import NATS_UNAVAILABLE
 from opora_intake.integrations.models import (
     AlertmanagerWebhook,
     IntegrationAccepted,
@@ -47,7 +47,6 @@ from opora_intake.integrations.normalize import (
     from_pagerduty,
 )
 from opora_intake.runtime import IntakeRuntime
-from opora_shared.errors import NotReadyError
 from opora_shared.events import Actor
 from opora_shared.tokens import TokenRecord, TokenScope
 from opora_shared.types import TenantId
@@ -56,7 +55,6 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["integrations"])
 
-_NATS_ERRORS = (NatsError, TimeoutError, NotReadyError)
 CLOUDEVENTS_JSON = "application/cloudevents+json"
 CLOUDEVENTS_BATCH = "application/cloudevents-batch+json"
 
@@ -129,7 +127,7 @@ async def _ingest(
 ) -> IntegrationAccepted:
     try:
         result = await runtime.alerts.ingest(tenant, signal, Actor(kind="token", id=token.id))
-    except _NATS_ERRORS as exc:
+    except NATS_UNAVAILABLE as exc:
         log.warning("integration event not stored: %s", type(exc).__name__)
         raise unavailable("the ticket store is unavailable") from exc
     return IntegrationAccepted(
