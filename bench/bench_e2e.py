@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.load import CHANNELS, Channels, Observer, fixed_rate, percentile, saturate
 from bench.stack import BenchStack, launch
+from opora_shared.service import run_loop
 
 CLK_TCK = 100
 
@@ -226,7 +227,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="opora-bench-e2e-"))
     bench = launch(root, sync=args.sync)
     try:
-        result = {"sync": args.sync, **asyncio.run(run(bench, args))}
+        result = {"sync": args.sync, **run_loop(run(bench, args))}
     finally:
         bench.stop()
         if not args.keep:

@@ -15,7 +15,6 @@ rewritten with the figures, the machine and the date.
 """
 
 import argparse
-import asyncio
 import json
 import os
 import platform
@@ -31,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import bench_e2e
 from bench.stack import REPO_ROOT, launch, start_server
+from opora_shared.service import run_loop
 
 RESULTS = REPO_ROOT / "var" / "bench" / "results.json"
 DOC = REPO_ROOT / "docs" / "benchmarks.md"
@@ -69,7 +69,7 @@ def e2e(sync: str, args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
     print(f"\n== end to end, sync_interval {sync}", flush=True)
     bench = launch(scratch / f"e2e-{sync}", sync=sync)
     try:
-        result = {"sync": sync, **asyncio.run(bench_e2e.run(bench, args))}
+        result = {"sync": sync, **run_loop(bench_e2e.run(bench, args))}
     finally:
         bench.stop()
         bench.remove()

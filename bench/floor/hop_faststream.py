@@ -11,7 +11,6 @@ chain's stream, and the broker logs per message at DEBUG like Opora's. It leaves
 Opora's work rather than the transport's: dead-lettering, metrics, domain code.
 """
 
-import asyncio
 import logging
 
 from faststream import FastStream
@@ -21,6 +20,7 @@ from bench.floor.common import CONNECT_OPTIONS, MSG_ID, hop_arguments, msg_id
 from opora_shared.events import TicketReceived
 from opora_shared.nats.broker import durable_consumer
 from opora_shared.nats.publish import TYPE_HEADER
+from opora_shared.service import run_loop
 from opora_shared.settings import OporaSettings
 
 
@@ -66,7 +66,7 @@ def main() -> None:
         durable=args.durable,
         index_out=args.index_out,
     )
-    asyncio.run(app.run())
+    run_loop(app.run())
 
 
 if __name__ == "__main__":

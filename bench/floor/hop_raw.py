@@ -25,6 +25,7 @@ from bench.floor.common import CONNECT_OPTIONS, MSG_ID, hop_arguments, msg_id
 from opora_shared.events import TicketReceived
 from opora_shared.nats.broker import durable_consumer
 from opora_shared.nats.publish import TYPE_HEADER
+from opora_shared.service import run_loop
 from opora_shared.settings import OporaSettings
 
 log = logging.getLogger("bench.floor.hop_raw")
@@ -99,7 +100,7 @@ def main() -> None:
     """Run one hop."""
     args = hop_arguments("One hop of the bare nats-py floor chain.")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    asyncio.run(
+    run_loop(
         run(
             args.url,
             stream=args.stream,

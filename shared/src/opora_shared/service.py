@@ -26,6 +26,21 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 S = TypeVar("S", bound=OporaSettings)
+T = TypeVar("T")
+
+
+def run_loop(main: Coroutine[Any, Any, T]) -> T:
+    """Run a service's main coroutine on uvloop (the event loop uvicorn also picks).
+
+    uvloop's sockets, timers and callbacks cost a fraction of the pure-Python loop's, which the
+    NATS client exercises on every publish, fetch and ack. Without uvloop (a platform it does
+    not support) the standard loop runs the same code.
+    """
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 def utc_now() -> datetime:
@@ -130,4 +145,4 @@ def main(
     registry = CollectorRegistry()
     app = create_app(settings, registry=registry)
     serve_metrics(registry, settings.metrics_host, settings.metrics_port)
-    asyncio.run(app.run())
+    run_loop(app.run())

@@ -1,8 +1,13 @@
 from datetime import UTC, datetime, timedelta
+from email import message_from_bytes
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP, default
+from email.utils import format_datetime
 
 import pytest
 
-from opora_notifier.rendering import format_due, format_duration, one_line
+from opora_notifier.rendering import WIRE, format_due, format_duration, one_line
 from opora_shared.vocabulary import Language
 
 
@@ -28,3 +33,40 @@ class TestFormatting:
     def test_one_line_collapses_whitespace_and_cuts_with_an_ellipsis(self):
         assert one_line("Принтер\n  не   печатает", 100) == "Принтер не печатает"
         assert one_line("a" * 10, 5) == "aaaa…"
+
+
+def _mail(headers: list[tuple[str, object]], text: str) -> EmailMessage:
+    msg = EmailMessage()
+    for name, value in headers:
+        msg[name] = value
+    msg.set_content(text, cte="8bit")
+    msg.add_alternative(f"<p>{text}</p>", subtype="html", cte="8bit")
+    return msg
+
+
+SUPPORT = Address(display_name="ООО Ромашка — поддержка", addr_spec="support@romashka.example")
+REFERENCES = " ".join(f"<CA{n:04d}-long-message-id@mail.client.example>" for n in range(8))
+
+
+class TestWirePolicy:
+    @pytest.mark.parametrize(
+        "headers",
+        [
+            [("Subject", "[#12] Заявка принята: не печатает принтер"), ("From", SUPPORT)],
+            [("Subject", "[#12] Request received"), ("To", Address("Ivan Petrov", "iv@x.org"))],
+            [("To", Address("Petrov, Ivan (IT)", "iv@x.org")), ("Reply-To", SUPPORT)],
+            [("Subject", "A subject " + "that goes on " * 12), ("References", REFERENCES)],
+            [("Subject", "x" * 76), ("X-Opora-Ticket", "12"), ("Auto-Submitted", "auto-replied")],
+            [("Date", format_datetime(datetime(2026, 11, 27, 3, 0, tzinfo=UTC)))],
+            [("Message-ID", "<opora.t12.abc@romashka.example>"), ("In-Reply-To", "<a@b>")],
+            [("Subject", "Дедлайн   через 24 мин — «Сервер 1С» недоступен, срочно " * 2)],
+        ],
+    )
+    def test_writes_the_same_bytes_as_the_standard_smtp_policy(self, headers):
+        mail = _mail(headers, "Здравствуйте!\n\nЗаявка принята.\n")
+        assert mail.as_bytes(policy=WIRE) == mail.as_bytes(policy=SMTP)
+
+    def test_a_parsed_mail_is_written_the_same_too(self):
+        raw = _mail([("Subject", "Re: [#7] ok"), ("From", SUPPORT)], "ok\n").as_bytes(policy=SMTP)
+        parsed = message_from_bytes(raw, policy=default)
+        assert parsed.as_bytes(policy=WIRE) == parsed.as_bytes(policy=SMTP)

@@ -15,11 +15,10 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from faststream.nats import NatsBroker
-from faststream.nats.annotations import NatsMessage
 
 from opora_shared import subjects
 from opora_shared.errors import PoisonMessageError
-from opora_shared.nats.broker import durable_consumer, jetstream
+from opora_shared.nats.broker import NatsMessage, durable_consumer, jetstream
 from opora_shared.settings import OporaSettings
 from opora_shared.ticket_index import TicketIndex
 

@@ -10,7 +10,6 @@ fails for a passing reason (NATS busy) is retried with back-off first.
 """
 
 from faststream.nats import JStream, NatsBroker
-from faststream.nats.annotations import NatsMessage
 
 from opora_intake.integrations.models import IntegrationEvent
 from opora_intake.integrations.normalize import from_event, source_name
@@ -18,7 +17,7 @@ from opora_intake.runtime import IntakeRuntime
 from opora_shared import subjects
 from opora_shared.errors import PoisonMessageError
 from opora_shared.events import Actor
-from opora_shared.nats.broker import durable_consumer
+from opora_shared.nats.broker import NatsMessage, durable_consumer
 from opora_shared.settings import OporaSettings
 
 DURABLE = "intake-integrations"

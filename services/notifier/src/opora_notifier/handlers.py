@@ -21,7 +21,6 @@ from email.headerregistry import Address
 
 from faststream.exceptions import NackMessage
 from faststream.nats import NatsBroker
-from faststream.nats.annotations import NatsMessage
 from nats.errors import Error as NatsError
 
 from opora_notifier.adapters.holds_kv import Held, KvHolds
@@ -51,7 +50,7 @@ from opora_shared.events import (
     TicketUpdated,
     parse_event,
 )
-from opora_shared.nats.broker import EVENTS, durable_consumer, jetstream
+from opora_shared.nats.broker import EVENTS, NatsMessage, durable_consumer, jetstream
 from opora_shared.nats.history import ticket_events
 from opora_shared.team import Team
 from opora_shared.ticket_index import TicketIndex

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
+from email.policy import EmailPolicy
 from email.utils import format_datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,6 +25,48 @@ from opora_notifier.notices import Notice
 from opora_shared.vocabulary import Language
 
 _LOADER = PackageLoader("opora_notifier", "templates")
+
+
+class WirePolicy(EmailPolicy):
+    """``email.policy.SMTP`` that writes a header needing no folding as it is.
+
+    The standard policy re-parses every header to fold it when the mail is written, and a
+    non-ASCII display name is slow to encode: 1.4 ms for a support address named
+    "ООО Ромашка — поддержка", twice per mail (From and Reply-To), so writing a notification
+    cost 3 ms, more than rendering and building it. A header that is ASCII and fits on one line
+    folds to itself, so it is written directly; the others (a Cyrillic subject or display name,
+    a long References) take the standard path, remembered for the next mail with the same
+    header (the support address is on every mail). The bytes are the same either way
+    (``tests/unit/notifier/test_rendering.py`` compares them).
+    """
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        """The header as it goes on the wire, folded where it needs folding."""
+        text = str(value)
+        if (
+            text.isascii()
+            and (self.max_line_length is None or len(name) + len(text) + 2 <= self.max_line_length)
+            and "\r" not in text
+            and "\n" not in text
+            and text == text.strip()
+        ):
+            return f"{name}: {text}{self.linesep}".encode("ascii")
+        key = (name.lower(), type(value), text, self.linesep, self.max_line_length)
+        folded = _FOLDED.get(key)
+        if folded is None:
+            folded = super().fold_binary(name, value)
+            if len(_FOLDED) >= _FOLDED_MAX:
+                _FOLDED.clear()
+            _FOLDED[key] = folded
+        return folded
+
+
+_FOLDED: dict[tuple[str, type, str, str, int | None], bytes] = {}
+_FOLDED_MAX = 4096
+
+
+WIRE = WirePolicy(linesep="\r\n")
+"""What mails are written with (the .eml outbox, SMTP): ``email.policy.SMTP``, faster."""
 
 
 def format_due(due: datetime, timezone: str, language: Language) -> str:

@@ -11,11 +11,11 @@ channel removes those of processes that no longer run when it starts (the chaos 
 import asyncio
 import os
 from email.message import EmailMessage
-from email.policy import SMTP
 from pathlib import Path
 
 from opora_notifier.channels import Commit, DeliveryError, Outgoing
 from opora_notifier.notices import Audience, Medium
+from opora_notifier.rendering import WIRE
 
 
 class OutboxChannel:
@@ -86,7 +86,7 @@ def write_eml(mail: EmailMessage, target: Path) -> bool:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(f".tmp{os.getpid()}")
     with tmp.open("wb") as handle:
-        handle.write(mail.as_bytes(policy=SMTP))
+        handle.write(mail.as_bytes(policy=WIRE))
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, target)

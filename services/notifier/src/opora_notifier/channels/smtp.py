@@ -9,12 +9,12 @@ may have taken the mail (docs/notifications.md, "the SMTP window").
 
 import asyncio
 import contextlib
-from email.policy import SMTP as SMTP_POLICY
 
 import aiosmtplib
 
 from opora_notifier.channels import Commit, DeliveryError, Outgoing
 from opora_notifier.notices import Medium
+from opora_notifier.rendering import WIRE
 from opora_notifier.settings import SmtpSecurity
 
 _TRANSIENT = (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError)
@@ -86,7 +86,7 @@ class SmtpChannel:
                 ) from exc
             await commit()
             try:
-                await client.data(out.mail.as_bytes(policy=SMTP_POLICY))
+                await client.data(out.mail.as_bytes(policy=WIRE))
             except aiosmtplib.SMTPResponseException as exc:
                 raise _refused(exc) from exc
             except _TRANSIENT as exc:
