@@ -1,12 +1,15 @@
 """The ticket index: summaries folded from the stream, newest-first pages, tenant-isolated."""
 
 import asyncio
+import collections
 import uuid
 from datetime import UTC, datetime
 
 from opora_shared import subjects
-from opora_shared.events import Actor, TicketUpdated
+from opora_shared.events import Actor, DeadLetter, TicketUpdated
 from opora_shared.testing.factories import make_ticket_classified, make_ticket_received
+from opora_shared.testing.stored import stored
+from opora_shared.testing.waiting import wait_for
 from opora_shared.ticket_index import OPEN_STATUSES, TicketIndex, select
 from opora_shared.vocabulary import Priority, Scope, TicketChange, TicketStatus
 
@@ -112,3 +115,62 @@ class TestIndexer:
             assert (await index.get(tenant, received.ticket_id)).events == 3
         finally:
             await broker.stop()
+
+    async def test_a_batch_refreshes_each_ticket_once_and_settles_a_failing_ticket_alone(
+        self, nats_url, js, monkeypatch
+    ):
+        from opora_intake import indexer
+        from opora_intake.settings import IntakeSettings
+        from opora_shared.nats.broker import make_broker
+
+        tenant = f"i{uuid.uuid4().hex[:8]}"
+        good = [make_ticket_received(tenant=tenant) for _ in range(20)]
+        bad = make_ticket_received(tenant=tenant)
+        for received in [*good, bad]:  # all waiting before the indexer starts: a few batches
+            await publish(
+                js,
+                received,
+                make_ticket_classified(tenant=tenant, ticket_id=received.ticket_id),
+            )
+        await js.publish(f"{subjects.EVENTS_PREFIX}.{tenant}.junk", b"{}")
+
+        calls: collections.Counter[str] = collections.Counter()
+        real = TicketIndex.refresh
+
+        async def refresh(self, tenant_, ticket_id):
+            calls[ticket_id] += 1
+            if ticket_id == bad.ticket_id:
+                raise RuntimeError("index on fire")
+            return await real(self, tenant_, ticket_id)
+
+        monkeypatch.setattr(TicketIndex, "refresh", refresh)
+        settings = IntakeSettings(nats_url=nats_url, max_deliver=2)
+        broker = make_broker(settings, service="intake")
+        indexer.register(broker, settings)
+        index = TicketIndex(js)
+
+        async def all_indexed():
+            found = [await index.get(tenant, r.ticket_id) for r in good]
+            return all(f is not None and f.events == 2 for f in found)
+
+        async def letters():
+            found = await stored(js, subjects.dead_letter(indexer.DURABLE), DeadLetter)
+            mine = [x for x in found if f".{tenant}." in x.subject or x.subject.endswith(tenant)]
+            return mine if len(mine) == 3 else None
+
+        await broker.start()
+        try:
+            await wait_for(all_indexed, timeout=20, message="every good ticket indexed")
+            dead = await wait_for(letters, timeout=20, message="the bad ticket dead-lettered")
+        finally:
+            await broker.stop()
+        # the two events of a ticket arrive together and share one refresh (a batch boundary
+        # may split a ticket or two)
+        assert sum(calls[r.ticket_id] for r in good) <= len(good) + 2
+        assert await index.get(tenant, bad.ticket_id) is None
+        by_kind = sorted((x.error_type, x.num_delivered, x.subject.split(".")[-1]) for x in dead)
+        assert by_kind == [
+            ("PoisonMessageError", 1, "junk"),
+            ("RuntimeError", 2, "classified"),
+            ("RuntimeError", 2, "received"),
+        ]

@@ -7,7 +7,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from opora_notifier.rendering import WIRE, format_due, format_duration, one_line
+from opora_notifier.rendering import BUILD, WIRE, format_due, format_duration, one_line
 from opora_shared.vocabulary import Language
 
 
@@ -35,12 +35,13 @@ class TestFormatting:
         assert one_line("a" * 10, 5) == "aaaa…"
 
 
-def _mail(headers: list[tuple[str, object]], text: str) -> EmailMessage:
-    msg = EmailMessage()
+def _mail(headers: list[tuple[str, object]], text: str, policy=default) -> EmailMessage:
+    msg = EmailMessage(policy=policy)
     for name, value in headers:
         msg[name] = value
     msg.set_content(text, cte="8bit")
     msg.add_alternative(f"<p>{text}</p>", subtype="html", cte="8bit")
+    msg.set_boundary("===opora-test===")  # else random: two builds would differ by it alone
     return msg
 
 
@@ -65,6 +66,13 @@ class TestWirePolicy:
     def test_writes_the_same_bytes_as_the_standard_smtp_policy(self, headers):
         mail = _mail(headers, "Здравствуйте!\n\nЗаявка принята.\n")
         assert mail.as_bytes(policy=WIRE) == mail.as_bytes(policy=SMTP)
+
+    @pytest.mark.parametrize("rounds", [1, 2])  # the second builds from remembered headers
+    def test_a_mail_built_with_it_is_the_same_mail(self, rounds):
+        headers = [("Subject", "[#12] Заявка"), ("From", SUPPORT), ("Reply-To", SUPPORT)]
+        expected = _mail(headers, "Текст\n").as_bytes(policy=SMTP)
+        for _ in range(rounds):
+            assert _mail(headers, "Текст\n", policy=BUILD).as_bytes(policy=WIRE) == expected
 
     def test_a_parsed_mail_is_written_the_same_too(self):
         raw = _mail([("Subject", "Re: [#7] ok"), ("From", SUPPORT)], "ok\n").as_bytes(policy=SMTP)

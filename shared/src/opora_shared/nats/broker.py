@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from faststream import AckPolicy, Context
 from faststream.nats import ConsumerConfig, JStream, NatsBroker, PullSub
+from faststream.nats.message import NatsBatchMessage as _NatsBatchMessage
 from faststream.nats.message import NatsMessage as _NatsMessage
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
@@ -50,6 +51,9 @@ class _LoopContext(_ContextField):  # type: ignore[misc]
 
 NatsMessage = Annotated[_NatsMessage, _LoopContext("message")]
 """The message being handled, for a handler's signature (FastStream's, without the thread)."""
+
+NatsBatch = Annotated[_NatsBatchMessage, _LoopContext("message")]
+"""The fetched batch a batch handler (``durable_consumer(..., batch=True)``) is given."""
 
 
 class _IdleFetchTimeoutFilter(logging.Filter):
@@ -108,16 +112,21 @@ def jetstream(broker: NatsBroker) -> JetStreamContext:
     return broker.config.connection_state.stream  # type: ignore[no-any-return]
 
 
-def durable_consumer(settings: OporaSettings, durable: str) -> dict[str, Any]:
+def durable_consumer(
+    settings: OporaSettings, durable: str, *, batch: bool = False
+) -> dict[str, Any]:
     """Subscriber arguments for a durable pull consumer shared by every replica of a service.
 
     ``max_deliver`` stays unlimited on the server: the dead-letter middleware decides when to
     give up, after it has stored the dead letter, so the server never drops a message silently.
+    ``batch``: the handler gets each fetched batch whole (``NatsBatch``), once, instead of one
+    call per message; it settles the messages that fail itself
+    (``opora_shared.nats.deadletter.settle_failed``), FastStream acknowledges the others.
     """
     return {
         "stream": EVENTS,
         "durable": durable,
-        "pull_sub": PullSub(batch_size=settings.batch_size, timeout=5.0),
+        "pull_sub": PullSub(batch_size=settings.batch_size, timeout=5.0, batch=batch),
         "config": ConsumerConfig(
             ack_wait=settings.ack_wait_s,
             max_deliver=-1,

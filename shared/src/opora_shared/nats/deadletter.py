@@ -70,6 +70,75 @@ def backoff_s(num_delivered: int, *, base: float = 0.5, cap: float = 30.0) -> fl
     return float(min(cap, base * 2 ** max(0, num_delivered - 1)))
 
 
+def retry_delay(consumer: str, exc: Exception, delivered: int, max_deliver: int) -> float | None:
+    """The back-off before the next delivery after ``exc`` (logged), or None: dead-letter it."""
+    limit = max_deliver * (TRANSPORT_PATIENCE if isinstance(exc, TRANSPORT) else 1)
+    if isinstance(exc, POISON) or delivered >= limit:
+        return None
+    delay = backoff_s(delivered)
+    log.warning(
+        "%s failed (delivery %d/%d), retry in %.1fs: %s",
+        consumer,
+        delivered,
+        limit,
+        delay,
+        type(exc).__name__,
+    )
+    return delay
+
+
+def delivery_count(raw: Any) -> int:
+    """How many times JetStream has delivered this message (1 when it cannot tell)."""
+    return int(getattr(getattr(raw, "metadata", None), "num_delivered", 1) or 1)
+
+
+async def dead_letter(broker: NatsBroker, consumer: str, raw: Any, exc: Exception) -> None:
+    """Store the dead letter of ``raw`` (acknowledged by JetStream, deduplicated by position)."""
+    metadata = getattr(raw, "metadata", None)
+    letter = DeadLetter(
+        consumer=consumer,
+        subject=str(getattr(raw, "subject", "")),
+        stream=getattr(metadata, "stream", None),
+        stream_seq=getattr(getattr(metadata, "sequence", None), "stream", None),
+        num_delivered=delivery_count(raw),
+        error_type=type(exc).__name__,
+        reason=describe(exc),
+        failed_at=datetime.now(UTC),
+        headers={str(k): str(v) for k, v in (getattr(raw, "headers", None) or {}).items()},
+        payload_b64=base64.b64encode(bytes(getattr(raw, "data", b"") or b"")).decode(),
+    )
+    await broker.publish(
+        letter,
+        subjects.dead_letter(consumer),
+        headers={"Nats-Msg-Id": f"dlq-{consumer}-{letter.stream}-{letter.stream_seq}"},
+        stream=subjects.DLQ_STREAM,
+    )
+    log.error(
+        "%s dead-lettered %s seq %s after %d deliveries: %s",
+        consumer,
+        letter.stream,
+        letter.stream_seq,
+        letter.num_delivered,
+        letter.error_type,
+    )
+
+
+async def settle_failed(
+    broker: NatsBroker, consumer: str, raw: Any, exc: Exception, *, max_deliver: int
+) -> None:
+    """What the middleware does for one message, for handlers that settle their own batch.
+
+    Retried with back-off (``nak`` with a delay) or dead-lettered and terminated; a dead letter
+    that cannot be stored leaves the message to be redelivered when its ack wait runs out.
+    """
+    delay = retry_delay(consumer, exc, delivery_count(raw), max_deliver)
+    if delay is not None:
+        await raw.nak(delay=delay)
+        return
+    await dead_letter(broker, consumer, raw, exc)
+    await raw.term()
+
+
 def dead_letter_middleware(
     broker_ref: Callable[[], NatsBroker], *, consumer: str, max_deliver: int
 ) -> Callable[..., BaseMiddleware]:
@@ -87,46 +156,10 @@ def dead_letter_middleware(
             if not isinstance(exc_val, Exception):  # cancellation, exit: not ours to judge
                 return False
             raw: Any = self.msg
-            metadata = getattr(raw, "metadata", None)
-            delivered = int(getattr(metadata, "num_delivered", 1) or 1)
-            patience = TRANSPORT_PATIENCE if isinstance(exc_val, TRANSPORT) else 1
-            if not isinstance(exc_val, POISON) and delivered < max_deliver * patience:
-                delay = backoff_s(delivered)
-                log.warning(
-                    "%s failed (delivery %d/%d), retry in %.1fs: %s",
-                    consumer,
-                    delivered,
-                    max_deliver * patience,
-                    delay,
-                    type(exc_val).__name__,
-                )
+            delay = retry_delay(consumer, exc_val, delivery_count(raw), max_deliver)
+            if delay is not None:
                 raise NackMessage(delay=delay) from exc_val
-            letter = DeadLetter(
-                consumer=consumer,
-                subject=str(getattr(raw, "subject", "")),
-                stream=getattr(metadata, "stream", None),
-                stream_seq=getattr(getattr(metadata, "sequence", None), "stream", None),
-                num_delivered=delivered,
-                error_type=type(exc_val).__name__,
-                reason=describe(exc_val),
-                failed_at=datetime.now(UTC),
-                headers={str(k): str(v) for k, v in (getattr(raw, "headers", None) or {}).items()},
-                payload_b64=base64.b64encode(bytes(getattr(raw, "data", b"") or b"")).decode(),
-            )
-            await broker_ref().publish(
-                letter,
-                subjects.dead_letter(consumer),
-                headers={"Nats-Msg-Id": f"dlq-{consumer}-{letter.stream}-{letter.stream_seq}"},
-                stream=subjects.DLQ_STREAM,
-            )
-            log.error(
-                "%s dead-lettered %s seq %s after %d deliveries: %s",
-                consumer,
-                letter.stream,
-                letter.stream_seq,
-                delivered,
-                letter.error_type,
-            )
+            await dead_letter(broker_ref(), consumer, raw, exc_val)
             raise RejectMessage from exc_val
 
     return _DeadLetterMiddleware
