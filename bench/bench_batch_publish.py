@@ -3,8 +3,10 @@
 On a fresh nats-server with ``sync_interval: always`` and then with the server's default: 2,000
 ticket-sized messages published as single acked publishes (all in flight at once), then as
 atomic batches (ADR-50: ``Nats-Batch-Id``/``-Sequence``/``-Commit`` headers, ``allow_atomic``
-on the stream) of 10 and of 50. A batch is stored and fsynced as one write, so it shows what
-batching a service's writes would buy under Opora's durability setting.
+on the stream) of 10 and of 50, one after another; then the shape one ticket's own writes would
+have (the four SLA schedules of a ticket): 500 batches of 4 with 4 in flight, against the same
+2,000 messages as single acked publishes, 4 in flight. A batch is stored and fsynced as one
+write, so it shows what batching a service's writes would buy under Opora's durability setting.
 
     .venv/bin/python bench/bench_batch_publish.py
 """
@@ -17,6 +19,8 @@ import time
 from pathlib import Path
 
 import nats
+from nats.aio.client import Client
+from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -53,12 +57,41 @@ async def measure(url: str) -> dict[str, float]:
                     msg = f"batch refused: {reply.data[:200]!r}"
                     raise RuntimeError(msg)
         out[f"atomic_batch_{size}_per_s"] = round(MESSAGES / (time.perf_counter() - start))
+    out["single_4_in_flight_per_s"] = await _small(js, nc, atomic=False)
+    out["atomic_batch_4_with_4_in_flight_per_s"] = await _small(js, nc, atomic=True)
     stored = (await js.stream_info("BATCH")).state.messages
-    if stored != MESSAGES * 3:
+    if stored != MESSAGES * 5:
         msg = f"stored {stored} of {MESSAGES * 3}"
         raise RuntimeError(msg)
     await nc.close()
     return out
+
+
+async def _small(js: JetStreamContext, nc: Client, *, atomic: bool, size: int = 4) -> int:
+    """MESSAGES in groups of ``size`` (one ticket's writes), four groups in flight at a time."""
+    slots = asyncio.Semaphore(4)
+    kind = "atomic4" if atomic else "single4"
+
+    async def group(g: int) -> None:
+        async with slots:
+            for i in range(size):
+                subject = f"batch.{kind}.{g}.{i}"
+                if not atomic:
+                    await js.publish(subject, PAYLOAD)
+                    continue
+                headers = {"Nats-Batch-Id": f"{kind}-{g}", "Nats-Batch-Sequence": str(i + 1)}
+                if i < size - 1:
+                    await nc.publish(subject, PAYLOAD, headers=headers)
+                    continue
+                headers["Nats-Batch-Commit"] = "1"
+                reply = await nc.request(subject, PAYLOAD, headers=headers, timeout=5)
+                if b"error" in reply.data:
+                    msg = f"batch refused: {reply.data[:200]!r}"
+                    raise RuntimeError(msg)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(group(g) for g in range(MESSAGES // size)))
+    return round(MESSAGES / (time.perf_counter() - start))
 
 
 def main() -> None:
