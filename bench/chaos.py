@@ -131,7 +131,7 @@ class Mode:
 
 
 MODES = {
-    "quick": Mode(cycles=1, warmup_s=5.0, settle_s=4.0, down_s=1.5, quiet_limit_s=90.0),
+    "quick": Mode(cycles=1, warmup_s=3.0, settle_s=3.0, down_s=1.5, quiet_limit_s=90.0),
     "long": Mode(cycles=4, warmup_s=10.0, settle_s=10.0, down_s=2.0, quiet_limit_s=600.0),
 }
 
