@@ -11,7 +11,7 @@ digest, about many, carries none).
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from email.headerregistry import Address
+from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.policy import EmailPolicy
 from email.utils import format_datetime
@@ -25,6 +25,25 @@ from opora_notifier.notices import Notice
 from opora_shared.vocabulary import Language
 
 _LOADER = PackageLoader("opora_notifier", "templates")
+
+
+class _Registry(HeaderRegistry):
+    """The standard header registry, building each header class once.
+
+    ``HeaderRegistry[name]`` makes a new class on every call (7 us), and the standard library
+    calls it twice for every header set on a mail (its class, and its ``max_count``).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._classes: dict[str, type[BaseHeader]] = {}
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        key = name.lower()
+        found = self._classes.get(key)
+        if found is None:
+            found = self._classes[key] = super().__getitem__(name)
+        return found
 
 
 class WirePolicy(EmailPolicy):
@@ -91,10 +110,12 @@ def _remembered(cache: dict[Hashable, _V], key: Hashable, make: Callable[[], _V]
     return found
 
 
-WIRE = WirePolicy(linesep="\r\n")
+_REGISTRY = _Registry()
+
+WIRE = WirePolicy(linesep="\r\n", header_factory=_REGISTRY)
 """What mails are written with (the .eml outbox, SMTP): ``email.policy.SMTP``, faster."""
 
-BUILD = WirePolicy()
+BUILD = WirePolicy(header_factory=_REGISTRY)
 """What mails are built with: ``email.policy.default``, faster (see ``WirePolicy``)."""
 
 
