@@ -189,6 +189,17 @@ class TestTimers:
             if e.ticket_id == ticket.ticket_id and not isinstance(e, SlaArmed)
         ] == []
 
+    async def test_only_classified_and_updated_events_are_delivered_to_the_clocks(self, sla, js):
+        from opora_shared import subjects
+
+        info = await js.consumer_info(subjects.EVENTS_STREAM, "sla-timer-tickets")
+        assert sorted(info.config.filter_subjects or []) == sorted(
+            [
+                subjects.event_pattern(TicketClassified),
+                subjects.event_pattern(TicketUpdated),
+            ]
+        )
+
     async def test_a_deadline_already_past_fires_at_once_marked_late(self, sla):
         app, tenant, seen = sla
         ticket = classified(

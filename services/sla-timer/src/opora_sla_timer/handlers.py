@@ -101,7 +101,16 @@ def register(
     @broker.subscriber(
         subjects.event_pattern(TicketReceived).replace(".received", ".*"),
         title="ticket.*:clocks",
-        **durable_consumer(settings, "sla-timer-tickets"),
+        # received and assigned change no clock: only classified and updated are delivered
+        # (a consumer created by an older version still gets them all, and skips them below)
+        **durable_consumer(
+            settings,
+            "sla-timer-tickets",
+            filter_subjects=[
+                subjects.event_pattern(TicketClassified),
+                subjects.event_pattern(TicketUpdated),
+            ],
+        ),
     )
     async def on_ticket(event: TicketEvent) -> None:
         """Arm the clocks of a classified ticket; stop, pause, resume or re-arm them on updates."""

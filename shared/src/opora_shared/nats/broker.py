@@ -113,7 +113,11 @@ def jetstream(broker: NatsBroker) -> JetStreamContext:
 
 
 def durable_consumer(
-    settings: OporaSettings, durable: str, *, batch: bool = False
+    settings: OporaSettings,
+    durable: str,
+    *,
+    batch: bool = False,
+    filter_subjects: list[str] | None = None,
 ) -> dict[str, Any]:
     """Subscriber arguments for a durable pull consumer shared by every replica of a service.
 
@@ -122,6 +126,9 @@ def durable_consumer(
     ``batch``: the handler gets each fetched batch whole (``NatsBatch``), once, instead of one
     call per message; it settles the messages that fail itself
     (``opora_shared.nats.deadletter.settle_failed``), FastStream acknowledges the others.
+    ``filter_subjects``: the consumer takes only these subjects (within the subscriber's), so
+    the server does not deliver events the handler would only skip. nats-py sets a consumer's
+    filter when it creates it: one that exists already keeps its filter, and works the same.
     """
     return {
         "stream": EVENTS,
@@ -132,6 +139,7 @@ def durable_consumer(
             max_deliver=-1,
             max_ack_pending=max(1000, settings.batch_size * 10),
             deliver_policy=DeliverPolicy.ALL,
+            filter_subjects=filter_subjects,
         ),
         "ack_policy": AckPolicy.NACK_ON_ERROR,
     }
