@@ -7,6 +7,7 @@ fires each timer once, whichever replicas live, and a timer that fell due while 
 waits in the stream. Chosen over a KV timer wheel in the service: see docs/sla-timers.md.
 """
 
+import asyncio
 import json
 from datetime import UTC, datetime
 
@@ -33,8 +34,14 @@ class Schedules:
         for timer in previous:
             if (timer.target, timer.kind) not in wanted:
                 await self.cancel(state.ticket_id, timer.target, timer.kind)
-        for timer in pending:
-            await self.schedule(state, timer)
+        # in flight together: each waits for its own fsynced write, and they touch different
+        # subjects (one ticket's four timers armed in one round trip's time, not four)
+        outcomes = await asyncio.gather(
+            *(self.schedule(state, timer) for timer in pending), return_exceptions=True
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome  # after all have settled: the retry republishes them all
 
     async def schedule(self, state: SlaState, timer: Timer) -> None:
         """Publish (or replace) one timer's schedule."""
