@@ -66,19 +66,7 @@ LONG_MESSAGES, LONG_LATENCY_S = 50_000, 30.0
 Progress = Callable[[str], None]
 
 
-def measure_floors(
-    nats_url: str | NatsServer,
-    *,
-    n_messages: int = QUICK_MESSAGES,
-    runs: int = 3,
-    window: int = 1000,
-    warmup: int = 1000,
-    latency_rate: float = 200.0,
-    latency_seconds: float = QUICK_LATENCY_S,
-    stream_prefix: str = "FLOOR",
-    chains: Sequence[str] = CHAINS,
-    progress: Progress | None = None,
-) -> dict[str, Any]:
+def measure_floors(nats_url: str | NatsServer, **options: Any) -> dict[str, Any]:
     """Measure both floors against a running nats-server; the figures as a JSON-ready dict.
 
     Headline keys (medians over ``runs``): ``floor_tickets_per_s`` and ``raw_floor_per_s``
@@ -88,23 +76,10 @@ def measure_floors(
     median, min and max, ``runs`` every run's figures, ``config`` the parameters. Run it while
     nothing else loads the machine (Opora's services idle): the hops share its cores.
 
-    Blocking (it runs its own event loop); inside a running loop, await
-    ``measure_floors_async`` with the same arguments instead.
+    Blocking (it runs its own event loop); ``options`` are ``measure_floors_async``'s. Inside a
+    running loop, await ``measure_floors_async`` with the same arguments instead.
     """
-    return asyncio.run(
-        measure_floors_async(
-            nats_url,
-            n_messages=n_messages,
-            runs=runs,
-            window=window,
-            warmup=warmup,
-            latency_rate=latency_rate,
-            latency_seconds=latency_seconds,
-            stream_prefix=stream_prefix,
-            chains=chains,
-            progress=progress,
-        )
-    )
+    return asyncio.run(measure_floors_async(nats_url, **options))
 
 
 async def measure_floors_async(
