@@ -32,6 +32,7 @@ from opora_shared.contracts import (
     parse_contract,
 )
 from opora_shared.errors import ContractError
+from opora_shared.tasks import stop_task
 from opora_shared.team import Team, load_team, parse_team
 
 log = logging.getLogger(__name__)
@@ -130,11 +131,8 @@ class ContractStore:
 
     async def close(self) -> None:
         """Stop following the bucket."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
         if self._watcher is not None:
             with contextlib.suppress(Exception):
                 await self._watcher.stop()  # type: ignore[no-untyped-call]

@@ -8,7 +8,6 @@ take ``max by (consumer)``. Labels are consumer and stream names: bounded.
 """
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Iterable
 
@@ -18,6 +17,7 @@ from nats.js import JetStreamContext
 from prometheus_client import CollectorRegistry, Gauge
 
 from opora_shared import subjects
+from opora_shared.tasks import stop_task
 
 log = logging.getLogger(__name__)
 
@@ -95,11 +95,8 @@ class ConsumerGauges:
 
     async def stop(self) -> None:
         """Stop refreshing."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
 
 def durables_of(broker: NatsBroker) -> list[tuple[str, str]]:

@@ -32,6 +32,7 @@ import aioimaplib
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from opora_intake.errors import IntakeError
+from opora_shared.tasks import stop_task
 
 T = TypeVar("T")
 
@@ -178,8 +179,8 @@ class ImapPoller:
         finally:
             stopper.cancel()
             if not worker.done():
-                worker.cancel()
-                await asyncio.wait({worker})
+                # stop_tasks cancels again a worker whose cancel nats-py's flush swallowed.
+                await stop_task(worker)
             if not worker.cancelled() and worker.exception() is not None:
                 error = worker.exception()
                 self._log.error("imap %s: loop ended by %s", self._ref, type(error).__name__)
