@@ -78,6 +78,7 @@ from bench.load import (
 from bench.stack import BenchStack, launch
 from opora_shared import subjects
 from opora_shared.stack import SERVICES
+from opora_shared.tasks import stop_task
 
 NATS_SERVER = "nats-server"
 TARGETS = (*SERVICES, NATS_SERVER)
@@ -811,9 +812,9 @@ async def chaos(
                     kills.append({"cycle": cycle, "at_s": round(at, 2), **record})
                     await asyncio.sleep(settle_s)  # steady load between kills
         except BaseException:
-            load.cancel()  # something did not come back: no point retrying sends into it
-            with contextlib.suppress(asyncio.CancelledError):
-                await load
+            # Something did not come back: no point retrying sends into it. The load publishes
+            # to NATS, whose flush can swallow one cancel; stop_task cancels until it ends.
+            await stop_task(load)
             raise
         stop.set()
         markers = await load
