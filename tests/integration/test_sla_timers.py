@@ -190,8 +190,6 @@ class TestTimers:
         ] == []
 
     async def test_only_classified_and_updated_events_are_delivered_to_the_clocks(self, sla, js):
-        from opora_shared import subjects
-
         info = await js.consumer_info(subjects.EVENTS_STREAM, "sla-timer-tickets")
         assert sorted(info.config.filter_subjects or []) == sorted(
             [

@@ -178,9 +178,8 @@ class ImapPoller:
                 await asyncio.wait({worker}, timeout=STOP_GRACE_S)
         finally:
             stopper.cancel()
-            if not worker.done():
-                # stop_tasks cancels again a worker whose cancel nats-py's flush swallowed.
-                await stop_task(worker)
+            # cancelled again if nats-py's flush swallowed the first cancel (it publishes)
+            await stop_task(worker)
             if not worker.cancelled() and worker.exception() is not None:
                 error = worker.exception()
                 self._log.error("imap %s: loop ended by %s", self._ref, type(error).__name__)
