@@ -136,7 +136,7 @@ class TestIntegratorSubject:
         [
             ("romashka", {"source": "veeam", "dedup_key": "k"}, "summary"),
             ("romashka", {"source": "veeam", "dedup_key": "k", "summary": "x", "x": 1}, "x"),
-            ("romashka", b"not json at all", "valid dictionary"),
+            ("romashka", b"not json at all", "Invalid JSON"),
             ("nosuchtenant", None, "has no contract"),
         ],
     )

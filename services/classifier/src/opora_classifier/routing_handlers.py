@@ -21,6 +21,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from faststream.nats import NatsBroker
+from nats.aio.msg import Msg
 
 from opora_classifier import routing
 from opora_classifier.adapters.load_kv import LoadStore
@@ -29,14 +30,17 @@ from opora_classifier.settings import ClassifierSettings
 from opora_shared import subjects
 from opora_shared.contract_store import ContractStore
 from opora_shared.events import TicketAssigned, TicketClassified, TicketUpdated
-from opora_shared.nats.broker import EVENTS, durable_consumer, jetstream
+from opora_shared.nats.broker import EVENTS, jetstream
 from opora_shared.nats.history import ticket_events
 from opora_shared.nats.publish import Publisher, publish_event
+from opora_shared.nats.stage import each_message
 from opora_shared.team import Team
 from opora_shared.vocabulary import TicketChange
 
 log = logging.getLogger(__name__)
 
+SERVICE = "classifier"
+"""The service routing runs in: its dead letters go to ``opora.dlq.classifier``."""
 ROUTER = "router"
 """Durable consumer of TicketClassified (assignment)."""
 ROUTER_UPDATES = "router-updates"
@@ -272,31 +276,33 @@ def register(
     )
     router = Router(broker, assigned, contracts=contracts, clock=clock)
 
-    @broker.subscriber(
-        subjects.event_pattern(TicketClassified),
-        title="ticket.classified:route",
-        **durable_consumer(settings, ROUTER),
-    )
-    async def route(event: TicketClassified) -> None:
+    async def route(raw: Msg) -> None:
         """Assign a classified ticket: skill, shift, least load; on-duty for P1 and out of hours."""
-        await router.route(event)
+        await router.route(TicketClassified.model_validate_json(raw.data))
 
-    @broker.subscriber(
-        subjects.event_pattern(TicketUpdated),
-        title="ticket.updated:load",
-        **durable_consumer(settings, ROUTER_UPDATES),
-    )
-    async def track(event: TicketUpdated) -> None:
+    async def track(raw: Msg) -> None:
         """Keep engineers' open-ticket load current: resolved, reopened, priority changed."""
-        await router.track(event)
+        await router.track(TicketUpdated.model_validate_json(raw.data))
 
-    @broker.subscriber(
-        subjects.event_pattern(TicketAssigned),
-        title="ticket.assigned:load",
-        **durable_consumer(settings, ROUTER_ASSIGNMENTS),
-    )
-    async def follow(event: TicketAssigned) -> None:
+    async def follow(raw: Msg) -> None:
         """Move a ticket assigned by hand between engineers' loads."""
-        await router.follow(event)
+        await router.follow(TicketAssigned.model_validate_json(raw.data))
+
+    for handle, payload, durable, title in (
+        (route, TicketClassified, ROUTER, "ticket.classified:route"),
+        (track, TicketUpdated, ROUTER_UPDATES, "ticket.updated:load"),
+        (follow, TicketAssigned, ROUTER_ASSIGNMENTS, "ticket.assigned:load"),
+    ):
+        each_message(
+            broker,
+            settings,
+            handle,
+            subject=subjects.event_pattern(payload),
+            durable=durable,
+            service=SERVICE,
+            payload=payload,
+            title=title,
+            description=str(handle.__doc__),
+        )
 
     return router

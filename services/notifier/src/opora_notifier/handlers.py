@@ -19,8 +19,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from email.headerregistry import Address
 
-from faststream.exceptions import NackMessage
 from faststream.nats import NatsBroker
+from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 
 from opora_notifier.adapters.holds_kv import Held, KvHolds
@@ -50,14 +50,17 @@ from opora_shared.events import (
     TicketUpdated,
     parse_event,
 )
-from opora_shared.nats.broker import EVENTS, NatsMessage, durable_consumer, jetstream
+from opora_shared.nats.broker import EVENTS, jetstream
 from opora_shared.nats.history import ticket_events
+from opora_shared.nats.stage import each_message
 from opora_shared.team import Team
 from opora_shared.ticket_index import TicketIndex
 from opora_shared.types import UNKNOWN_TENANT
 
 log = logging.getLogger(__name__)
 
+SERVICE = "notifier"
+"""The service's name: its dead letters go to ``opora.dlq.notifier``."""
 ACK = "notifier-ack"
 """Durable consumer of SlaArmed: new tickets (acknowledgement, approval, review, page)."""
 UNKNOWN = "notifier-unknown"
@@ -172,15 +175,16 @@ class Notifier:
 
     # -- one trigger ----------------------------------------------------------------------
 
-    async def handle(self, consumer: str, event: Event, msg: NatsMessage) -> None:
+    async def handle(self, consumer: str, event: Event, raw: Msg) -> None:
         """Process a delivered trigger; hold it in KV if some of its notices must wait."""
-        ref = _trigger(msg, consumer)
+        ref = _trigger(raw, consumer)
         report = await self.process[consumer](event, ref)
         if report is None or report.wait_until is None:
             return
         if ref.stream_seq is None:  # not from the stream: nothing to replay it from
             delay = (report.wait_until - self.clock()).total_seconds()
-            raise NackMessage(delay=min(max(delay, 0.05), self.settings.hold_scan_s))
+            await raw.nak(delay=min(max(delay, 0.05), self.settings.hold_scan_s))
+            return
         await self.holds.hold(consumer, ref.stream_seq, report.wait_until)
         log.info(
             "%s: trigger %s held until %s (%s)",
@@ -387,70 +391,85 @@ def register(
         clock=clock,
     )
 
-    @broker.subscriber(
-        subjects.event_pattern(SlaArmed),
-        title="sla.armed:notify",
-        **durable_consumer(settings, ACK),
-    )
-    async def on_armed(event: SlaArmed, msg: NatsMessage) -> None:
-        """A ticket's clocks started: acknowledge it to the requester with the real deadline,
-        ask the approver (billable, excluded work), the lead (needs_review), and page the
-        on-duty engineer (P1/P2). A re-armed ticket is paged once if it became P1/P2."""
-        await notifier.handle(ACK, event, msg)
+    def stage(
+        name: str,
+        consumer: str,
+        event_type: type[Event],
+        title: str,
+        doc: str,
+        *,
+        tenant: str = "*",
+    ) -> None:
+        """One trigger consumer: each message of a fetched batch handled alone, in flight
+        together (FastStream's per-message path cost a fifth of the notifier's CPU)."""
 
-    @broker.subscriber(
-        subjects.event_pattern(TicketClassified, tenant=UNKNOWN_TENANT),
-        title="ticket.classified:notify-unknown",
-        **durable_consumer(settings, UNKNOWN),
-    )
-    async def on_unknown(event: TicketClassified, msg: NatsMessage) -> None:
-        """A sender no contract knows: acknowledge without a deadline; the lead reviews."""
-        await notifier.handle(UNKNOWN, event, msg)
+        async def one(raw: Msg) -> None:
+            await notifier.handle(consumer, event_type.model_validate_json(raw.data), raw)
 
-    @broker.subscriber(
-        subjects.event_pattern(SlaWarning),
-        title="sla.warning:alert",
-        **durable_consumer(settings, SLA_WARNING),
-    )
-    async def on_warning(event: SlaWarning, msg: NatsMessage) -> None:
-        """A deadline is near: alert the assignee (else on-duty), in their shift unless P1/P2."""
-        await notifier.handle(SLA_WARNING, event, msg)
+        each_message(
+            broker,
+            settings,
+            one,
+            subject=subjects.event_pattern(event_type, tenant=tenant),
+            durable=consumer,
+            service=SERVICE,
+            payload=event_type,
+            title=title,
+            description=doc,
+            name=name,
+        )
 
-    @broker.subscriber(
-        subjects.event_pattern(SlaBreached),
-        title="sla.breached:alert",
-        **durable_consumer(settings, SLA_BREACHED),
+    stage(
+        "on_armed",
+        ACK,
+        SlaArmed,
+        "sla.armed:notify",
+        "A ticket's clocks started: acknowledge it to the requester with the real deadline, "
+        "ask the approver (billable, excluded work), the lead (needs_review), and page the "
+        "on-duty engineer (P1/P2). A re-armed ticket is paged once if it became P1/P2.",
     )
-    async def on_breached(event: SlaBreached, msg: NatsMessage) -> None:
-        """A deadline was missed: alert the assignee (else on-duty), in their shift unless
-        P1/P2."""
-        await notifier.handle(SLA_BREACHED, event, msg)
-
-    @broker.subscriber(
-        subjects.event_pattern(TicketEscalated),
-        title="sla.escalated:alert",
-        **durable_consumer(settings, ESCALATED),
+    stage(
+        "on_unknown",
+        UNKNOWN,
+        TicketClassified,
+        "ticket.classified:notify-unknown",
+        "A sender no contract knows: acknowledge without a deadline; the lead reviews.",
+        tenant=UNKNOWN_TENANT,
     )
-    async def on_escalated(event: TicketEscalated, msg: NatsMessage) -> None:
-        """The ticket went up the escalation chain: alert that level's people."""
-        await notifier.handle(ESCALATED, event, msg)
-
-    @broker.subscriber(
-        subjects.event_pattern(TicketUpdated),
-        title="ticket.updated:notify",
-        **durable_consumer(settings, UPDATES),
+    stage(
+        "on_warning",
+        SLA_WARNING,
+        SlaWarning,
+        "sla.warning:alert",
+        "A deadline is near: alert the assignee (else on-duty), in their shift unless P1/P2.",
     )
-    async def on_updated(event: TicketUpdated, msg: NatsMessage) -> None:
-        """Tell the client what matters: an engineer's answer, a question (waiting on you),
-        the resolution, the approver's decision (and the assignee). Notes stay internal."""
-        await notifier.handle(UPDATES, event, msg)
-
+    stage(
+        "on_breached",
+        SLA_BREACHED,
+        SlaBreached,
+        "sla.breached:alert",
+        "A deadline was missed: alert the assignee (else on-duty), in their shift unless P1/P2.",
+    )
+    stage(
+        "on_escalated",
+        ESCALATED,
+        TicketEscalated,
+        "sla.escalated:alert",
+        "The ticket went up the escalation chain: alert that level's people.",
+    )
+    stage(
+        "on_updated",
+        UPDATES,
+        TicketUpdated,
+        "ticket.updated:notify",
+        "Tell the client what matters: an engineer's answer, a question (waiting on you), the "
+        "resolution, the approver's decision (and the assignee). Notes stay internal.",
+    )
     return notifier
 
 
-def _trigger(msg: NatsMessage, consumer: str) -> TriggerRef:
+def _trigger(raw: Msg, consumer: str) -> TriggerRef:
     """Where the notices came from (for a dead letter), and how to keep the message alive."""
-    raw = msg.raw_message
     try:
         seq: int | None = raw.metadata.sequence.stream
     except Exception:  # not a JetStream message
@@ -461,5 +480,5 @@ def _trigger(msg: NatsMessage, consumer: str) -> TriggerRef:
         stream_seq=seq,
         payload=bytes(raw.data or b""),
         headers={str(k): str(v) for k, v in (raw.headers or {}).items()},
-        heartbeat=msg.in_progress,
+        heartbeat=raw.in_progress,
     )

@@ -1,12 +1,15 @@
 """SLA timer subscribers: ticket events arm and move the clocks; fired timers become events."""
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
 from faststream.nats import JStream, NatsBroker
-from pydantic import BaseModel, Field
+from nats.aio.msg import Msg
+from pydantic import BaseModel, Field, TypeAdapter
 
 from opora_shared import subjects
 from opora_shared.contract_store import ContractStore
@@ -21,8 +24,10 @@ from opora_shared.events import (
     TicketUpdated,
     derive_id,
 )
-from opora_shared.nats.broker import EVENTS, durable_consumer, jetstream
+from opora_shared.nats.broker import EVENTS, NatsBatch, durable_consumer, jetstream
+from opora_shared.nats.deadletter import settle_failed
 from opora_shared.nats.publish import publish_event
+from opora_shared.nats.stage import EventWriter, Writer, prompt
 from opora_shared.vocabulary import SlaTarget
 from opora_sla_timer import clocks
 from opora_sla_timer.adapters.schedules import Schedules
@@ -39,6 +44,24 @@ SLA = JStream(subjects.SLA_STREAM, declare=False)
 TicketEvent = Annotated[
     TicketReceived | TicketClassified | TicketUpdated | TicketAssigned, Field(discriminator="type")
 ]
+_TICKET_EVENT: TypeAdapter[TicketEvent] = TypeAdapter(TicketEvent)
+
+SERVICE = "sla-timer"
+"""The service's name: its dead letters go to ``opora.dlq.sla-timer``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One ticket's clocks before and after an event, and the revision they were read at."""
+
+    state: SlaState | None
+    revision: int
+    new: SlaState
+
+    @property
+    def previous(self) -> list[clocks.Timer]:
+        """The timers that were pending before."""
+        return clocks.timers(self.state) if self.state else []
 
 
 class TimerFired(BaseModel):
@@ -81,45 +104,29 @@ def register(
             cache["stores"] = (SlaStateStore(js), Schedules(js))
         return cache["stores"]
 
-    async def announce(state: SlaState) -> None:
-        """Publish the current deadlines (SlaArmed, one per state version)."""
-        await publish_event(
-            publishers[SlaArmed],
-            SlaArmed(
-                event_id=derive_id(state.ticket_id, SlaArmed.event_type(), str(state.version)),
-                occurred_at=clock(),
-                tenant=state.tenant,
-                ticket_id=state.ticket_id,
-                priority=state.priority,
-                first_response_due=state.clocks[SlaTarget.FIRST_RESPONSE].due,
-                resolution_due=state.clocks[SlaTarget.RESOLUTION].due,
-                timezone=state.timezone,
-                generation=state.version,
-            ),
+    def armed(state: SlaState) -> SlaArmed:
+        """The current deadlines (one SlaArmed per state version)."""
+        return SlaArmed(
+            event_id=derive_id(state.ticket_id, SlaArmed.event_type(), str(state.version)),
+            occurred_at=clock(),
+            tenant=state.tenant,
+            ticket_id=state.ticket_id,
+            priority=state.priority,
+            first_response_due=state.clocks[SlaTarget.FIRST_RESPONSE].due,
+            resolution_due=state.clocks[SlaTarget.RESOLUTION].due,
+            timezone=state.timezone,
+            generation=state.version,
         )
 
-    @broker.subscriber(
-        subjects.event_pattern(TicketReceived).replace(".received", ".*"),
-        title="ticket.*:clocks",
-        # received and assigned change no clock: only classified and updated are delivered
-        # (a consumer created by an older version still gets them all, and skips them below)
-        **durable_consumer(
-            settings,
-            "sla-timer-tickets",
-            filter_subjects=[
-                subjects.event_pattern(TicketClassified),
-                subjects.event_pattern(TicketUpdated),
-            ],
-        ),
-    )
-    async def on_ticket(event: TicketEvent) -> None:
-        """Arm the clocks of a classified ticket; stop, pause, resume or re-arm them on updates."""
+    async def plan(raw: Msg) -> Change | None:
+        """What one ticket event does to its clocks (nothing written yet), or None: nothing."""
+        event = _TICKET_EVENT.validate_json(raw.data)
         if isinstance(event, TicketReceived | TicketAssigned):
-            return
+            return None
         contract = contracts.book.get(event.tenant)
         if contract is None:
-            return  # no contract, no clocks (the unknown tenant)
-        store, schedules = stores()
+            return None  # no contract, no clocks (the unknown tenant)
+        store, _ = stores()
         state, revision = await store.load(event.ticket_id)
         timeline = calendar_of(contract)
         if isinstance(event, TicketClassified):
@@ -131,7 +138,7 @@ def register(
                 timeline=timeline,
             )
         elif state is None:
-            return  # an update of a ticket that was never armed
+            return None  # an update of a ticket that was never armed
         else:
             new = clocks.apply(
                 state,
@@ -142,16 +149,107 @@ def register(
                 priority=event.priority,
             )
             if new.version == state.version:
-                return
-        previous = clocks.timers(state) if state else []
-        await schedules.sync(new, clocks.timers(new), previous)
-        if new is not state:
-            await store.save(new, revision)
-        await announce(new)
-        if state is None:
-            metrics.armed.labels(new.tenant, new.priority).inc()
-        for target in clocks.met(state, new):
-            metrics.clocks.labels(new.tenant, new.priority, target, "met").inc()
+                return None
+        return Change(state, revision, new)
+
+    schedule_writer = Writer(broker)
+    event_writer = EventWriter(broker)
+
+    async def apply(messages: Sequence[Msg]) -> None:
+        """Plan every message's change, then write them in order, each step for all at once:
+        cancelled timers, the schedules (one atomic batch), the states, the SlaArmed events.
+
+        A ticket whose step failed goes no further (its message is retried or dead-lettered);
+        redone, each step is idempotent: a schedule replaces itself, the state is compared and
+        set, the event is deduplicated by its id.
+        """
+        store, schedules = stores()
+        outcomes = await asyncio.gather(*(plan(raw) for raw in messages), return_exceptions=True)
+        failed: dict[int, Exception] = {}
+        changes: dict[int, Change] = {}
+        for index, outcome in enumerate(outcomes):
+            if isinstance(outcome, Exception):
+                failed[index] = outcome
+            elif isinstance(outcome, BaseException):
+                raise outcome  # cancelled: nothing settled, the batch is redelivered
+            elif outcome is not None:
+                changes[index] = outcome
+
+        def drop(index: int, exc: BaseException | None) -> None:
+            if isinstance(exc, BaseException) and not isinstance(exc, Exception):
+                raise exc
+            if exc is not None:
+                failed[index] = exc
+                del changes[index]
+
+        cancelled = await asyncio.gather(
+            *(
+                schedules.cancel_dropped(c.new, clocks.timers(c.new), c.previous)
+                for c in changes.values()
+            ),
+            return_exceptions=True,
+        )
+        for index, exc in zip(list(changes), cancelled, strict=True):
+            drop(index, exc)
+
+        records, owners = [], []
+        for index, change in changes.items():
+            batch = schedules.records(change.new, clocks.timers(change.new))
+            records.extend(batch)
+            owners.extend([index] * len(batch))
+        stored = await schedule_writer.store(records, lambda i: schedules.publish(records[i]))
+        for index, exc in zip(owners, stored.errors, strict=True):
+            if exc is not None and index in changes:
+                drop(index, exc)
+
+        saving = [i for i, c in changes.items() if c.new is not c.state]
+        saved = await asyncio.gather(
+            *(store.save(changes[i].new, changes[i].revision) for i in saving),
+            return_exceptions=True,
+        )
+        for index, done in zip(saving, saved, strict=True):
+            drop(index, done if isinstance(done, BaseException) else None)
+
+        announced = list(changes)
+        result = await event_writer.store_events([armed(changes[i].new) for i in announced])
+        for index, exc in zip(announced, result.errors, strict=True):
+            drop(index, exc)
+
+        for change in changes.values():
+            if change.state is None:
+                metrics.armed.labels(change.new.tenant, change.new.priority).inc()
+            for target in clocks.met(change.state, change.new):
+                metrics.clocks.labels(change.new.tenant, change.new.priority, target, "met").inc()
+        for index, exc in failed.items():
+            await settle_failed(
+                broker, SERVICE, messages[index], exc, max_deliver=settings.max_deliver
+            )
+
+    tickets = prompt(
+        broker.subscriber(
+            subjects.event_pattern(TicketReceived).replace(".received", ".*"),
+            title="ticket.*:clocks",
+            description="Arms the clocks of classified tickets and stops, pauses, resumes or "
+            "re-arms them on updates (a fetched batch at a time).",
+            # received and assigned change no clock: only classified and updated are delivered
+            # (a consumer created by an older version still gets them all, and skips them)
+            **durable_consumer(
+                settings,
+                "sla-timer-tickets",
+                batch=True,
+                filter_subjects=[
+                    subjects.event_pattern(TicketClassified),
+                    subjects.event_pattern(TicketUpdated),
+                ],
+            ),
+        ),
+        payload=TicketEvent,
+    )
+
+    @tickets
+    async def on_ticket(batch: NatsBatch) -> None:
+        """Arm the clocks of classified tickets; stop, pause, resume or re-arm them on updates."""
+        await apply(batch.raw_message)
 
     @broker.subscriber(
         subjects.SLA_FIRE_ALL,

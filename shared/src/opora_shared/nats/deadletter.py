@@ -35,6 +35,7 @@ from pydantic import ValidationError
 from opora_shared import subjects
 from opora_shared.errors import PoisonMessageError
 from opora_shared.events import DeadLetter
+from opora_shared.nats.metrics import count_failure
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,9 @@ async def settle_failed(
 
     Retried with back-off (``nak`` with a delay) or dead-lettered and terminated; a dead letter
     that cannot be stored leaves the message to be redelivered when its ack wait runs out.
+    Counted in ``faststream_received_processed_messages_exceptions_total`` like a raise.
     """
+    count_failure(broker, str(getattr(raw, "subject", "")), exc)
     delay = retry_delay(consumer, exc, delivery_count(raw), max_deliver)
     if delay is not None:
         await raw.nak(delay=delay)

@@ -53,3 +53,24 @@ def bounded_prometheus_middleware(registry: CollectorRegistry, app_name: str) ->
     return PrometheusMiddleware(
         settings_provider_factory=_provider, registry=registry, app_name=app_name
     )
+
+
+def metrics_manager(broker: Any) -> Any:
+    """The message metrics of a broker built with ``bounded_prometheus_middleware``, or None."""
+    for middleware in getattr(broker, "middlewares", ()):
+        if isinstance(middleware, PrometheusMiddleware):
+            return middleware._metrics_manager  # the middleware's own counters
+    return None
+
+
+def count_failure(broker: Any, subject: str, exc: BaseException) -> None:
+    """Count a message a batch handler failed on, as the middleware counts a handler's raise.
+
+    A batch handler settles its failed messages itself, so no exception reaches FastStream's
+    middleware; ``OporaHandlerErrors`` alerts on this counter all the same.
+    """
+    manager = metrics_manager(broker)
+    if manager is not None:
+        manager.add_received_processed_message_exception(
+            exception_type=type(exc).__name__, broker="nats", handler=metric_subject(subject)
+        )

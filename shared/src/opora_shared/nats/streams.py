@@ -56,6 +56,7 @@ def stream_configs(policy: StorePolicy) -> list[StreamConfig]:
             duplicate_window=policy.duplicate_window_s,
             num_replicas=policy.replicas,
             allow_direct=True,
+            allow_atomic=True,  # batch stages store a fetched batch's events with one commit
             deny_delete=True,
             deny_purge=False,
         ),
@@ -73,6 +74,7 @@ def stream_configs(policy: StorePolicy) -> list[StreamConfig]:
             num_replicas=policy.replicas,
             allow_msg_schedules=True,
             allow_rollup_hdrs=True,
+            allow_atomic=True,  # the sla-timer stores a fetched batch's schedules at once
             deny_purge=False,
         ),
         StreamConfig(

@@ -12,8 +12,10 @@ import json
 from datetime import UTC, datetime
 
 from nats.js import JetStreamContext
+from nats.js.api import PubAck
 
 from opora_shared import subjects
+from opora_shared.nats.stage import Record
 from opora_shared.vocabulary import SlaTarget
 from opora_sla_timer.clocks import SlaState, Timer, TimerKind
 
@@ -30,43 +32,60 @@ class Schedules:
 
     async def sync(self, state: SlaState, pending: list[Timer], previous: list[Timer]) -> None:
         """Schedule ``pending``; cancel what was pending before and is no longer."""
-        wanted = {(t.target, t.kind) for t in pending}
-        for timer in previous:
-            if (timer.target, timer.kind) not in wanted:
-                await self.cancel(state.ticket_id, timer.target, timer.kind)
+        await self.cancel_dropped(state, pending, previous)
         # in flight together: each waits for its own fsynced write, and they touch different
         # subjects (one ticket's four timers armed in one round trip's time, not four)
         outcomes = await asyncio.gather(
-            *(self.schedule(state, timer) for timer in pending), return_exceptions=True
+            *(self.publish(record) for record in self.records(state, pending)),
+            return_exceptions=True,
         )
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome  # after all have settled: the retry republishes them all
 
-    async def schedule(self, state: SlaState, timer: Timer) -> None:
-        """Publish (or replace) one timer's schedule."""
-        body = {
-            "ticket_id": state.ticket_id,
-            "tenant": state.tenant,
-            "target": timer.target.value,
-            "kind": timer.kind.value,
-            "generation": timer.generation,
-            "due": timer.due.isoformat(),
-        }
-        await self._js.publish(
-            subjects.sla_schedule(state.ticket_id, timer.target, timer.kind),
-            json.dumps(body).encode(),
-            stream=subjects.SLA_STREAM,
-            headers={
-                "Nats-Schedule": f"@at {_at(timer.due)}",
-                "Nats-Schedule-Target": subjects.sla_fire(
-                    state.ticket_id, timer.target, timer.kind
-                ),
-                # the state's version: a timer rescheduled at the same instant after a cancel
-                # must not be taken for a duplicate
-                "Nats-Msg-Id": f"sla-{state.ticket_id}-{timer.target}-{timer.kind}-"
-                f"{timer.generation}-{state.version}-{_at(timer.due)}",
-            },
+    async def cancel_dropped(
+        self, state: SlaState, pending: list[Timer], previous: list[Timer]
+    ) -> None:
+        """Cancel the timers that were pending before and are no longer."""
+        wanted = {(t.target, t.kind) for t in pending}
+        for timer in previous:
+            if (timer.target, timer.kind) not in wanted:
+                await self.cancel(state.ticket_id, timer.target, timer.kind)
+
+    @staticmethod
+    def records(state: SlaState, pending: list[Timer]) -> list[Record]:
+        """The schedule messages of ``pending`` (publishing one replaces the timer's last)."""
+        return [
+            Record(
+                subjects.sla_schedule(state.ticket_id, timer.target, timer.kind),
+                json.dumps(
+                    {
+                        "ticket_id": state.ticket_id,
+                        "tenant": state.tenant,
+                        "target": timer.target.value,
+                        "kind": timer.kind.value,
+                        "generation": timer.generation,
+                        "due": timer.due.isoformat(),
+                    }
+                ).encode(),
+                {
+                    "Nats-Schedule": f"@at {_at(timer.due)}",
+                    "Nats-Schedule-Target": subjects.sla_fire(
+                        state.ticket_id, timer.target, timer.kind
+                    ),
+                    # the state's version: a timer rescheduled at the same instant after a
+                    # cancel must not be taken for a duplicate
+                    "Nats-Msg-Id": f"sla-{state.ticket_id}-{timer.target}-{timer.kind}-"
+                    f"{timer.generation}-{state.version}-{_at(timer.due)}",
+                },
+            )
+            for timer in pending
+        ]
+
+    async def publish(self, record: Record) -> PubAck:
+        """Publish (or replace) one timer's schedule, acknowledged."""
+        return await self._js.publish(
+            record.subject, record.data, stream=subjects.SLA_STREAM, headers=record.headers
         )
 
     async def cancel(self, ticket_id: str, target: SlaTarget, kind: TimerKind) -> None:
