@@ -51,6 +51,34 @@ class TestTicketIndex:
         assert (stored.status, stored.events) == (TicketStatus.RESOLVED, 3)
         assert await index.get("someone-else", received.ticket_id) is None
 
+    async def test_a_summary_it_stored_is_not_read_back_before_the_next_write(self, js):
+        tenant = f"i{uuid.uuid4().hex[:8]}"
+        received = make_ticket_received(tenant=tenant)
+        await publish(js, received)
+        index = TicketIndex(js)
+        kv = await index.kv()
+        reads: list[str] = []
+        get = kv.get
+
+        async def counted_get(key, *args, **kwargs):
+            reads.append(key)
+            return await get(key, *args, **kwargs)
+
+        kv.get = counted_get
+        await index.refresh(tenant, received.ticket_id)
+        await publish(js, make_ticket_classified(tenant=tenant, ticket_id=received.ticket_id))
+        await publish(js, resolved(received))
+        assert (await index.refresh(tenant, received.ticket_id)).events == 3
+        assert len(reads) == 1  # the first refresh only: the second wrote over its own
+        # another writer meanwhile (a replica): the next refresh reads, then writes over it
+        other = TicketIndex(js)
+        await publish(js, resolved(received))
+        assert (await other.refresh(tenant, received.ticket_id)).events == 4
+        await publish(js, resolved(received))
+        assert (await index.refresh(tenant, received.ticket_id)).events == 5
+        assert len(reads) == 2
+        assert (await other.get(tenant, received.ticket_id)).events == 5
+
     async def test_listing_is_per_tenant_filtered_and_paged_newest_first(self, js):
         mine, theirs = f"i{uuid.uuid4().hex[:8]}", f"i{uuid.uuid4().hex[:8]}"
         index = TicketIndex(js)

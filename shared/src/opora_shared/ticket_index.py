@@ -35,6 +35,8 @@ from opora_shared.vocabulary import (
 log = logging.getLogger(__name__)
 
 _CAS_ATTEMPTS = 10
+_REMEMBERED = 4096
+"""Summaries remembered per index (least recently stored go first)."""
 
 
 class TicketSummary(BaseModel):
@@ -99,6 +101,10 @@ class TicketIndex:
     def __init__(self, js: JetStreamContext) -> None:
         self.js = js
         self._kv: KeyValue | None = None
+        self._written: dict[str, tuple[int | None, TicketSummary]] = {}
+        """The summaries this process stored last, with their revisions (oldest first): a
+        ticket is refreshed on about every event, and reading the summary back before each
+        write cost a direct get per refresh."""
 
     async def kv(self) -> KeyValue:
         """The bucket (bound on first use)."""
@@ -117,24 +123,36 @@ class TicketIndex:
         key = index_key(tenant, ticket_id)
         payload = summary.model_dump_json().encode()
         for _ in range(_CAS_ATTEMPTS):
-            try:
-                entry = await kv.get(key)
-            except NotFoundError:
+            known = self._written.pop(key, None)
+            if known is not None:  # what this process stored last: no read before the write
+                revision, stored = known
+            else:
                 try:
-                    await kv.create(key, payload)
-                    return summary
-                except KeyWrongLastSequenceError:
-                    continue
-            stored = TicketSummary.model_validate_json(entry.value) if entry.value else None
+                    entry = await kv.get(key)
+                except NotFoundError:
+                    revision, stored = None, None
+                else:
+                    revision = entry.revision
+                    stored = TicketSummary.model_validate_json(entry.value) if entry.value else None
             if stored is not None and stored.events >= summary.events:
+                self._remember(key, revision, stored)
                 return stored
             try:
-                await kv.update(key, payload, last=entry.revision)
-                return summary
+                if revision is None:
+                    written = await kv.create(key, payload)
+                else:
+                    written = await kv.update(key, payload, last=revision)
             except KeyWrongLastSequenceError:
-                continue
+                continue  # another replica wrote it: read it again
+            self._remember(key, written, summary)
+            return summary
         msg = f"ticket {ticket_id}: the index kept changing under {_CAS_ATTEMPTS} attempts"
         raise RuntimeError(msg)
+
+    def _remember(self, key: str, revision: int | None, summary: TicketSummary) -> None:
+        self._written[key] = (revision, summary)
+        while len(self._written) > _REMEMBERED:
+            self._written.pop(next(iter(self._written)))
 
     async def get(self, tenant: str, ticket_id: str) -> TicketSummary | None:
         """One summary, or None."""
