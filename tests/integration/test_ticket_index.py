@@ -79,6 +79,26 @@ class TestTicketIndex:
         assert len(reads) == 2
         assert (await other.get(tenant, received.ticket_id)).events == 5
 
+    async def test_a_batch_is_written_with_one_commit_and_a_conflict_falls_back(self, js):
+        tenant = f"i{uuid.uuid4().hex[:8]}"
+        tickets = [make_ticket_received(tenant=tenant) for _ in range(10)]
+        await publish(js, *tickets)
+        index = TicketIndex(js)
+        pairs = [(tenant, t.ticket_id) for t in tickets]
+        assert await index.refresh_many(pairs) == [None] * 10
+        assert (index._writer.atomic_batches, index._writer.fallbacks) == (1, 0)
+
+        await publish(
+            js, *(make_ticket_classified(tenant=tenant, ticket_id=t.ticket_id) for t in tickets)
+        )
+        # a replica indexes one of them meanwhile: the batch's compare-and-set fails for it
+        await TicketIndex(js).refresh(tenant, tickets[0].ticket_id)
+        assert await index.refresh_many(pairs) == [None] * 10
+        assert (index._writer.atomic_batches, index._writer.fallbacks) == (1, 1)
+        stored = [await index.get(tenant, t.ticket_id) for t in tickets]
+        assert [s.events for s in stored] == [2] * 10
+        assert {s.status for s in stored} == {TicketStatus.OPEN}
+
     async def test_listing_is_per_tenant_filtered_and_paged_newest_first(self, js):
         mine, theirs = f"i{uuid.uuid4().hex[:8]}", f"i{uuid.uuid4().hex[:8]}"
         index = TicketIndex(js)
@@ -163,15 +183,15 @@ class TestIndexer:
         await js.publish(f"{subjects.EVENTS_PREFIX}.{tenant}.junk", b"{}")
 
         calls: collections.Counter[str] = collections.Counter()
-        real = TicketIndex.refresh
+        real = TicketIndex._plan
 
-        async def refresh(self, tenant_, ticket_id):
+        async def plan(self, tenant_, ticket_id):
             calls[ticket_id] += 1
             if ticket_id == bad.ticket_id:
                 raise RuntimeError("index on fire")
             return await real(self, tenant_, ticket_id)
 
-        monkeypatch.setattr(TicketIndex, "refresh", refresh)
+        monkeypatch.setattr(TicketIndex, "_plan", plan)
         settings = IntakeSettings(nats_url=nats_url, max_deliver=2)
         broker = make_broker(settings, service="intake")
         indexer.register(broker, settings)

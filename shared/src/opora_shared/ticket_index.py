@@ -10,8 +10,10 @@ Listing reads a tenant's keys (or every tenant's, for engineer tokens) with one 
 consumer, filters in memory and pages newest first by ticket number.
 """
 
+import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from nats.js import JetStreamContext
@@ -23,6 +25,7 @@ from opora_shared import subjects
 from opora_shared.errors import TicketNotFoundError
 from opora_shared.events import Event, TicketAssigned
 from opora_shared.nats.history import ticket_events
+from opora_shared.nats.stage import Record, Writer
 from opora_shared.tickets import TicketView, fold
 from opora_shared.vocabulary import (
     Category,
@@ -95,12 +98,33 @@ def index_key(tenant: str, ticket_id: str) -> str:
     return f"{tenant}.{ticket_id}"
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A ticket's summary folded now, and the stored one with the revision it was read at."""
+
+    key: str
+    summary: TicketSummary
+    revision: int | None
+    stored: TicketSummary | None
+
+    @property
+    def needed(self) -> bool:
+        """The summary is newer than the stored one."""
+        return self.stored is None or self.stored.events < self.summary.events
+
+    @property
+    def payload(self) -> bytes:
+        """The summary as stored."""
+        return self.summary.model_dump_json().encode()
+
+
 class TicketIndex:
     """Reads and writes the ``opora_tickets`` bucket."""
 
     def __init__(self, js: JetStreamContext) -> None:
         self.js = js
         self._kv: KeyValue | None = None
+        self._writer = Writer(js)
         self._written: dict[str, tuple[int | None, TicketSummary]] = {}
         """The summaries this process stored last, with their revisions (oldest first): a
         ticket is refreshed on about every event, and reading the summary back before each
@@ -114,42 +138,109 @@ class TicketIndex:
 
     async def refresh(self, tenant: str, ticket_id: str) -> TicketSummary | None:
         """Fold the ticket again and store the summary if it is newer; the stored summary."""
+        kv = await self.kv()
+        for _ in range(_CAS_ATTEMPTS):
+            plan = await self._plan(tenant, ticket_id)
+            if plan is None:
+                return None  # an event before the ticket's receipt: nothing to index yet
+            if not plan.needed:
+                self._remember(plan.key, plan.revision, plan.stored)
+                return plan.stored
+            try:
+                if plan.revision is None:
+                    written = await kv.create(plan.key, plan.payload)
+                else:
+                    written = await kv.update(plan.key, plan.payload, last=plan.revision)
+            except KeyWrongLastSequenceError:
+                continue  # another replica wrote it: read it again
+            self._remember(plan.key, written, plan.summary)
+            return plan.summary
+        msg = f"ticket {ticket_id}: the index kept changing under {_CAS_ATTEMPTS} attempts"
+        raise RuntimeError(msg)
+
+    async def refresh_many(self, tickets: Sequence[tuple[str, str]]) -> list[Exception | None]:
+        """Refresh tickets together; each one's failure, or None.
+
+        Every ticket is folded first; the newer summaries are then written together, each
+        compared and set against the revision it was read at: as one atomic batch when there
+        are enough of them (one write and one fsync for all), else one by one. A ticket whose
+        write failed (another replica wrote it meanwhile, and then the server refuses the
+        whole batch) is refreshed alone, as ``refresh`` does.
+        """
+        plans = await asyncio.gather(
+            *(self._plan(tenant, ticket_id) for tenant, ticket_id in tickets),
+            return_exceptions=True,
+        )
+        outcomes: list[Exception | None] = []
+        writes: list[tuple[int, _Plan]] = []
+        for n, plan in enumerate(plans):
+            if isinstance(plan, Exception):
+                outcomes.append(plan)
+                continue
+            if isinstance(plan, BaseException):
+                raise plan  # cancelled
+            outcomes.append(None)
+            if plan is not None and plan.needed:
+                writes.append((n, plan))
+            elif plan is not None:
+                self._remember(plan.key, plan.revision, plan.stored)
+        if not writes:
+            return outcomes
+        prefix = f"$KV.{subjects.TICKETS_BUCKET}."
+        records = [
+            Record(
+                prefix + plan.key,
+                plan.payload,
+                {"Nats-Expected-Last-Subject-Sequence": str(plan.revision or 0)},
+            )
+            for _, plan in writes
+        ]
+        stored = await self._writer.store(
+            records,
+            lambda i: self.js.publish(
+                records[i].subject, records[i].data, headers=records[i].headers
+            ),
+        )
+        again: list[int] = []
+        for (n, plan), error, revision in zip(writes, stored.errors, stored.sequences, strict=True):
+            if error is None:
+                self._remember(plan.key, revision, plan.summary)
+            else:
+                again.append(n)
+        retried = await asyncio.gather(
+            *(self.refresh(*tickets[n]) for n in again), return_exceptions=True
+        )
+        for n, outcome in zip(again, retried, strict=True):
+            if isinstance(outcome, Exception):
+                outcomes[n] = outcome
+            elif isinstance(outcome, BaseException):
+                raise outcome
+        return outcomes
+
+    async def _plan(self, tenant: str, ticket_id: str) -> "_Plan | None":
+        """The ticket's summary now, and the one stored with its revision (None: no receipt)."""
         events = await ticket_events(self.js, ticket_id, tenant=tenant)
         try:
             summary = summarize(fold(events), events)
         except TicketNotFoundError:
-            return None  # an event before the ticket's receipt: nothing to index yet
-        kv = await self.kv()
+            return None
         key = index_key(tenant, ticket_id)
-        payload = summary.model_dump_json().encode()
-        for _ in range(_CAS_ATTEMPTS):
-            known = self._written.pop(key, None)
-            if known is not None:  # what this process stored last: no read before the write
-                revision, stored = known
-            else:
-                try:
-                    entry = await kv.get(key)
-                except NotFoundError:
-                    revision, stored = None, None
-                else:
-                    revision = entry.revision
-                    stored = TicketSummary.model_validate_json(entry.value) if entry.value else None
-            if stored is not None and stored.events >= summary.events:
-                self._remember(key, revision, stored)
-                return stored
+        known = self._written.pop(key, None)
+        if known is not None:  # what this process stored last: no read before the write
+            revision, stored = known
+        else:
             try:
-                if revision is None:
-                    written = await kv.create(key, payload)
-                else:
-                    written = await kv.update(key, payload, last=revision)
-            except KeyWrongLastSequenceError:
-                continue  # another replica wrote it: read it again
-            self._remember(key, written, summary)
-            return summary
-        msg = f"ticket {ticket_id}: the index kept changing under {_CAS_ATTEMPTS} attempts"
-        raise RuntimeError(msg)
+                entry = await (await self.kv()).get(key)
+            except NotFoundError:
+                revision, stored = None, None
+            else:
+                revision = entry.revision
+                stored = TicketSummary.model_validate_json(entry.value) if entry.value else None
+        return _Plan(key, summary, revision, stored)
 
-    def _remember(self, key: str, revision: int | None, summary: TicketSummary) -> None:
+    def _remember(self, key: str, revision: int | None, summary: TicketSummary | None) -> None:
+        if summary is None:
+            return
         self._written[key] = (revision, summary)
         while len(self._written) > _REMEMBERED:
             self._written.pop(next(iter(self._written)))

@@ -4,7 +4,8 @@ A durable consumer on every event subject, taken a fetched batch at a time: the 
 tenant and ticket from each subject (``opora.ev.<tenant>.<family>.<ticket>.<name>``), then
 folds each ticket of the batch again, once however many of its events the batch holds (under
 load a batch holds several events of one ticket: received, classified, assigned, armed...),
-and stores the summary when it is newer (see ``opora_shared.ticket_index``). Idempotent, so
+and stores the summary when it is newer (see ``opora_shared.ticket_index``); the summaries of
+a batch are written together, as one atomic batch when there are eight or more. Idempotent, so
 replicas and redeliveries are harmless; the list endpoint reads the index.
 
 One handler call per batch rather than per event: the index sees every event (about five per
@@ -12,8 +13,6 @@ ticket), and FastStream's per-message path (middlewares, dependency injection, a
 more than the refresh itself. A ticket whose refresh fails has its events retried with back-off
 or dead-lettered like any other handler's (``settle_failed``); the rest are acknowledged.
 """
-
-import asyncio
 
 from faststream.nats import NatsBroker
 from nats.aio.msg import Msg
@@ -62,13 +61,8 @@ def register(broker: NatsBroker, settings: OporaSettings) -> None:
         for raw in malformed:
             tokens = len(raw.subject.split("."))
             await settle(raw, PoisonMessageError(f"not an event subject: {tokens} tokens"))
-        outcomes = await asyncio.gather(
-            *(index[0].refresh(tenant, ticket_id) for tenant, ticket_id in tickets),
-            return_exceptions=True,
-        )
+        outcomes = await index[0].refresh_many(list(tickets))
         for events, outcome in zip(tickets.values(), outcomes, strict=True):
-            if isinstance(outcome, Exception):
+            if outcome is not None:
                 for raw in events:
                     await settle(raw, outcome)
-            elif isinstance(outcome, BaseException):
-                raise outcome  # cancelled: the batch is not settled, it will be redelivered

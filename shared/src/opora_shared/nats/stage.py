@@ -46,6 +46,7 @@ from faststream.specification.asyncapi.message import get_model_schema
 from faststream.specification.asyncapi.utils import to_camelcase
 from nats.aio.msg import Msg
 from nats.errors import ConnectionClosedError
+from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from nats.js.errors import ServiceUnavailableError
 
@@ -124,6 +125,8 @@ class Stored:
     duplicate: list[bool] = field(default_factory=list)
     errors: list[Exception | None] = field(default_factory=list)
     atomic: bool = False
+    sequences: list[int | None] = field(default_factory=list)
+    """Each message's stream sequence (a KV entry's revision), None when it failed."""
 
 
 class BatchRefused(Exception):
@@ -147,8 +150,15 @@ class Writer:
     """Stores a stage's messages in one stream: single publishes for a few, one atomic batch
     for many, and single publishes again when the server refuses the batch."""
 
-    def __init__(self, broker: NatsBroker, *, timeout: float = 5.0, counted: bool = False) -> None:
+    def __init__(
+        self,
+        broker: NatsBroker | JetStreamContext,
+        *,
+        timeout: float = 5.0,
+        counted: bool = False,
+    ) -> None:
         self.broker = broker
+        """The service's broker, or a JetStream context (then nothing is counted)."""
         self.timeout = timeout
         self.counted = counted
         """Count atomic batches in FastStream's published-message metrics (events are)."""
@@ -164,7 +174,7 @@ class Writer:
         """
         if ATOMIC_MIN <= len(records) <= ATOMIC_MAX:
             try:
-                await self._atomic(records)
+                last = await self._atomic(records)
             except Exception as exc:  # refused, or no answer: one by one, each told apart
                 self.fallbacks += 1
                 log.info("storing %d messages one by one: %s", len(records), exc)
@@ -172,7 +182,13 @@ class Writer:
                 self.atomic_batches += 1
                 if self.counted:
                     self._count(records)
-                return Stored([False] * len(records), [None] * len(records), atomic=True)
+                first = last - len(records) + 1  # a batch is stored in one run of sequences
+                return Stored(
+                    [False] * len(records),
+                    [None] * len(records),
+                    atomic=True,
+                    sequences=list(range(first, last + 1)),
+                )
         outcomes = await asyncio.gather(
             *(single(i) for i in range(len(records))), return_exceptions=True
         )
@@ -181,16 +197,20 @@ class Writer:
             if isinstance(outcome, Exception):
                 stored.duplicate.append(False)
                 stored.errors.append(outcome)
+                stored.sequences.append(None)
             elif isinstance(outcome, BaseException):
                 raise outcome
             else:
                 stored.duplicate.append(bool(outcome.duplicate))
                 stored.errors.append(None)
+                stored.sequences.append(outcome.seq)
         return stored
 
-    async def _atomic(self, records: Sequence[Record]) -> None:
-        """One atomic batch: every message but the last sent as is, the last commits."""
-        nc = jetstream(self.broker)._nc  # the connection behind the context
+    async def _atomic(self, records: Sequence[Record]) -> int:
+        """One atomic batch: every message but the last sent as is, the last commits; the
+        stream sequence of the last."""
+        js = self.broker if isinstance(self.broker, JetStreamContext) else jetstream(self.broker)
+        nc = js._nc  # the connection behind the context
         batch_id = uuid.uuid4().hex  # the server tracks open batches by id, per stream
         last = len(records) - 1
         for i, record in enumerate(records):
@@ -213,10 +233,13 @@ class Writer:
             if answer.get("count") != len(records):
                 msg = f"atomic batch stored {answer.get('count')} of {len(records)}"
                 raise BatchRefused(0, msg)
+        return int(answer["seq"])
 
     def _count(self, records: Sequence[Record]) -> None:
         """Published-message metrics for an atomic batch, as FastStream counts single ones."""
-        manager = metrics_manager(self.broker)
+        manager = (
+            None if isinstance(self.broker, JetStreamContext) else metrics_manager(self.broker)
+        )
         if manager is None:
             return
         shapes: dict[str, int] = {}
@@ -234,6 +257,8 @@ class EventWriter(Writer):
 
     def __init__(self, broker: NatsBroker, *, timeout: float = 5.0) -> None:
         super().__init__(broker, timeout=timeout, counted=True)
+        self.service = broker
+        """The service's broker (events go out through its publishers' path when alone)."""
 
     async def store_events(self, events: Sequence[Event]) -> Stored:
         """Store ``events`` (deduplicated by their ids)."""
@@ -250,7 +275,7 @@ class EventWriter(Writer):
             for event in events
         ]
         return await self.store(
-            records, lambda i: publish_event(self.broker, events[i], timeout=self.timeout)
+            records, lambda i: publish_event(self.service, events[i], timeout=self.timeout)
         )
 
 
@@ -293,7 +318,7 @@ async def run_stage(
         elif stored is not None:
             stored(event, duplicate)
     for index, exc in failed.items():
-        await settle_failed(writer.broker, consumer, messages[index], exc, max_deliver=max_deliver)
+        await settle_failed(writer.service, consumer, messages[index], exc, max_deliver=max_deliver)
 
 
 async def each(

@@ -4,6 +4,7 @@ This module is the one place that declares them; services only bind to what exis
 (FastStream subscribers use ``JStream(..., declare=False)``).
 """
 
+import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -205,28 +206,31 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
 
 
 async def ensure_bucket(js: JetStreamContext, config: KeyValueConfig) -> None:
-    """Create a KV bucket, or bring an older one's stream up to date (e.g. direct gets).
+    """Create a KV bucket, and bring its stream up to date (direct gets, atomic batches).
 
     Direct gets matter for speed: without them every ``kv.get`` is a JetStream API request,
     served one at a time by the server's API queue (and a miss counts as an API error); with
     them the stream answers gets itself. ``bench/bench_e2e.py`` measured the difference.
+    Atomic batches let a batch stage write many keys with one commit (the ticket index, the
+    SLA clocks); ``KeyValueConfig`` has no such field, so the stream is updated after creation.
     """
-    try:
+    name = f"KV_{config.bucket}"
+    with contextlib.suppress(BadRequestError):  # it exists, perhaps with an older config
         await js.create_key_value(config)
-    except BadRequestError:
-        # the bucket exists with an older configuration: update what may change in place
-        name = f"KV_{config.bucket}"
-        current = (await js.stream_info(name)).config
-        wanted = current.evolve(
-            allow_direct=config.direct,
-            description=config.description,
-            num_replicas=config.replicas,
-        )
-        try:
-            await js.update_stream(wanted)
-            log.info("updated bucket %s", config.bucket)
-        except BadRequestError as exc:
-            log.warning("bucket %s kept its config: %s", config.bucket, exc.description)
+    current = (await js.stream_info(name)).config
+    wanted = current.evolve(
+        allow_direct=config.direct,
+        allow_atomic=True,
+        description=config.description,
+        num_replicas=config.replicas,
+    )
+    if wanted == current:
+        return
+    try:
+        await js.update_stream(wanted)
+        log.info("updated bucket %s", config.bucket)
+    except BadRequestError as exc:
+        log.warning("bucket %s kept its config: %s", config.bucket, exc.description)
 
 
 async def provision(js: JetStreamContext, policy: StorePolicy | None = None) -> None:
