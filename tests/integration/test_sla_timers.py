@@ -29,6 +29,7 @@ from opora_shared.vocabulary import (
     TicketChange,
 )
 from opora_sla_timer.app import create_app
+from opora_sla_timer.clocks import SlaState
 from opora_sla_timer.settings import SlaTimerSettings
 
 
@@ -197,6 +198,22 @@ class TestTimers:
                 subjects.event_pattern(TicketUpdated),
             ]
         )
+
+    async def test_a_burst_is_armed_once_each_with_its_state_stored(self, sla, js):
+        app, tenant, seen = sla
+        tickets = [classified(tenant, Priority.P3) for _ in range(12)]
+        await asyncio.gather(*(publish_event(app.broker, t) for t in tickets))
+
+        def armed():
+            found = Counter(e.ticket_id for _, e in seen.events if isinstance(e, SlaArmed))
+            return found if len(found) == len(tickets) else None
+
+        found = await wait_for(armed, timeout=10, message="every ticket armed")
+        assert set(found.values()) == {1}
+        states = await js.key_value(subjects.SLA_BUCKET)
+        for ticket in tickets:
+            state = SlaState.model_validate_json((await states.get(ticket.ticket_id)).value)
+            assert (state.ticket_id, state.priority) == (ticket.ticket_id, Priority.P3)
 
     async def test_a_deadline_already_past_fires_at_once_marked_late(self, sla):
         app, tenant, seen = sla

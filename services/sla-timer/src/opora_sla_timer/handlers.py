@@ -153,11 +153,13 @@ def register(
         return Change(state, revision, new)
 
     schedule_writer = Writer(broker)
+    state_writer = Writer(broker)
     event_writer = EventWriter(broker)
 
     async def apply(messages: Sequence[Msg]) -> None:
         """Plan every message's change, then write them in order, each step for all at once:
-        cancelled timers, the schedules (one atomic batch), the states, the SlaArmed events.
+        cancelled timers, the schedules, the states (compared and set), the SlaArmed events;
+        each of the last three as one atomic batch when it holds eight messages or more.
 
         A ticket whose step failed goes no further (its message is retried or dead-lettered);
         redone, each step is idempotent: a schedule replaces itself, the state is compared and
@@ -203,12 +205,12 @@ def register(
                 drop(index, exc)
 
         saving = [i for i, c in changes.items() if c.new is not c.state]
-        saved = await asyncio.gather(
-            *(store.save(changes[i].new, changes[i].revision) for i in saving),
-            return_exceptions=True,
+        states = [store.record(changes[i].new, changes[i].revision) for i in saving]
+        saved = await state_writer.store(
+            states, lambda k: store.save(changes[saving[k]].new, changes[saving[k]].revision)
         )
-        for index, done in zip(saving, saved, strict=True):
-            drop(index, done if isinstance(done, BaseException) else None)
+        for index, exc in zip(saving, saved.errors, strict=True):
+            drop(index, exc)
 
         announced = list(changes)
         result = await event_writer.store_events([armed(changes[i].new) for i in announced])

@@ -166,9 +166,10 @@ class Writer:
         self.fallbacks = 0
 
     async def store(
-        self, records: Sequence[Record], single: Callable[[int], Awaitable[PubAck]]
+        self, records: Sequence[Record], single: Callable[[int], Awaitable[PubAck | int]]
     ) -> Stored:
-        """Store ``records`` in order; ``single(i)`` publishes the i-th alone, acknowledged.
+        """Store ``records`` in order; ``single(i)`` publishes the i-th alone, acknowledged
+        (its ``PubAck``, or the sequence it was stored at: a KV write's revision).
 
         Never raises for one record's failure: ``Stored.errors`` says which failed.
         """
@@ -200,6 +201,10 @@ class Writer:
                 stored.sequences.append(None)
             elif isinstance(outcome, BaseException):
                 raise outcome
+            elif isinstance(outcome, int):
+                stored.duplicate.append(False)
+                stored.errors.append(None)
+                stored.sequences.append(outcome)
             else:
                 stored.duplicate.append(bool(outcome.duplicate))
                 stored.errors.append(None)

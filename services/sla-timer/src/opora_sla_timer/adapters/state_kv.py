@@ -5,6 +5,7 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from opora_shared import subjects
+from opora_shared.nats.stage import Record
 from opora_sla_timer.clocks import SlaState
 
 
@@ -34,6 +35,15 @@ class SlaStateStore:
         if entry.value is None:
             return None, 0
         return SlaState.model_validate_json(entry.value), int(entry.revision or 0)
+
+    @staticmethod
+    def record(state: SlaState, revision: int) -> Record:
+        """The write ``save`` makes, as a message for an atomic batch (compared and set)."""
+        return Record(
+            f"$KV.{subjects.SLA_BUCKET}.{state.ticket_id}",
+            state.model_dump_json().encode(),
+            {"Nats-Expected-Last-Subject-Sequence": str(revision)},
+        )
 
     async def save(self, state: SlaState, revision: int) -> int:
         """Write the state if nobody wrote since ``revision`` (0: create); the new revision."""
