@@ -61,16 +61,16 @@ async def ticket_events(js: JetStreamContext, ticket_id: str, *, tenant: str = "
     events: list[Event] = list(known.events) if known else []
     seq = known.next_seq if known else 1
     for _ in range(MAX_HISTORY // BATCH + 1):
-        found = await batches(js).read(subjects.EVENTS_STREAM, subject, seq)
-        for stored in found:
-            if stored.data:
+        found = await _batches(js).read(subjects.EVENTS_STREAM, subject, seq)
+        for stored_at, data in found:
+            if data:
                 try:
-                    events.append(parse_event(stored.data))
+                    events.append(parse_event(data))
                 except ValueError:
                     log.warning(
-                        "unreadable event at %s seq %s skipped", subjects.EVENTS_STREAM, stored.seq
+                        "unreadable event at %s seq %s skipped", subjects.EVENTS_STREAM, stored_at
                     )
-            seq = stored.seq + 1
+            seq = stored_at + 1
         if len(found) < BATCH:
             break
     latest = cache.get(key)  # a concurrent read may have stored a longer history meanwhile
@@ -84,16 +84,6 @@ async def ticket_events(js: JetStreamContext, ticket_id: str, *, tenant: str = "
 
 BATCH = 256
 """Messages one batched direct get asks for; a longer history is read in several."""
-
-
-@dataclass(frozen=True, slots=True)
-class Stored:
-    """One message read back from a stream."""
-
-    seq: int
-    subject: str
-    data: bytes
-    headers: dict[str, str]
 
 
 class _Batches:
@@ -127,8 +117,8 @@ class _Batches:
 
     async def read(
         self, stream: str, subject: str, seq: int, *, timeout: float = 5.0
-    ) -> list[Stored]:
-        """Up to ``BATCH`` messages on ``subject`` (wildcards allowed) from ``seq`` on."""
+    ) -> list[tuple[int, bytes]]:
+        """(sequence, data) of up to ``BATCH`` messages on ``subject`` from ``seq`` on."""
         if self._sub is None:
             await self._subscribed()
         self._count += 1
@@ -137,7 +127,7 @@ class _Batches:
         self._waiting[reply] = queue
         request = {"seq": seq, "next_by_subj": subject, "batch": BATCH}
         prefix = getattr(self._js, "_prefix", "$JS.API")
-        found: list[Stored] = []
+        found: list[tuple[int, bytes]] = []
         try:
             await self._nc.publish(
                 f"{prefix}.DIRECT.GET.{stream}", json.dumps(request).encode(), reply=reply
@@ -148,14 +138,7 @@ class _Batches:
                     headers = msg.headers or {}
                     status = headers.get("Status")
                     if status is None:
-                        found.append(
-                            Stored(
-                                int(headers["Nats-Sequence"]),
-                                headers.get("Nats-Subject", ""),
-                                bytes(msg.data or b""),
-                                headers,
-                            )
-                        )
+                        found.append((int(headers["Nats-Sequence"]), bytes(msg.data or b"")))
                     elif status in ("204", "404"):  # end of batch; nothing (more) to read
                         return found
                     else:
@@ -169,8 +152,7 @@ class _Batches:
 _readers: "weakref.WeakKeyDictionary[Any, _Batches]" = weakref.WeakKeyDictionary()
 
 
-def batches(js: JetStreamContext) -> _Batches:
-    """The batched direct-get reader of the connection behind ``js``."""
+def _batches(js: JetStreamContext) -> _Batches:
     connection = getattr(js, "_nc", js)
     try:
         reader = _readers.get(connection)

@@ -25,10 +25,10 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 
 from opora_classifier.routing import EngineerLoad, OpenTicket
 from opora_shared import subjects
-from opora_shared.nats.history import BATCH, batches
 
 STREAM = f"KV_{subjects.LOAD_BUCKET}"
 PREFIX = f"$KV.{subjects.LOAD_BUCKET}."
@@ -69,16 +69,20 @@ class LoadStore:
         """Read what was stored in the bucket since the last catch-up."""
         async with self._catching_up:
             seq = self._seen + 1
-            for _ in range(MAX_CATCH_UP // BATCH + 1):
-                found = await batches(self._js).read(STREAM, f"{PREFIX}>", seq)
-                for raw in found:
-                    operation = raw.headers.get("KV-Operation")
-                    marker = raw.headers.get("Nats-Marker-Reason")
-                    gone = operation in ("DEL", "PURGE") or marker is not None
-                    self._apply(raw.subject[len(PREFIX) :], raw.seq, None if gone else raw.data)
-                    seq = raw.seq + 1
-                if len(found) < BATCH:
+            for _ in range(MAX_CATCH_UP):
+                try:
+                    raw = await self._js.get_msg(
+                        STREAM, seq=seq, subject=f"{PREFIX}>", next=True, direct=True
+                    )
+                except NotFoundError:
                     break
+                if raw.seq is None or raw.subject is None:
+                    break
+                operation = (raw.headers or {}).get("KV-Operation")
+                marker = (raw.headers or {}).get("Nats-Marker-Reason")
+                gone = operation in ("DEL", "PURGE") or marker is not None
+                self._apply(raw.subject[len(PREFIX) :], raw.seq, None if gone else raw.data)
+                seq = raw.seq + 1
             self._seen = max(self._seen, seq - 1)
             # a deleted key's revision is only needed until the catch-up has passed it
             for key in [k for k in self._deleted if self._revisions.get(k, 0) <= self._seen]:
