@@ -3,13 +3,10 @@ from datetime import UTC, datetime
 
 from faststream.nats import NatsBroker
 
-from opora_shared import subjects
-from opora_shared.events import Actor, NotificationSent, TicketReceived, TicketUpdated
-from opora_shared.nats import history
+from opora_shared.events import NotificationSent, TicketReceived
 from opora_shared.nats.history import last_event, ticket_events
 from opora_shared.nats.publish import publish_event
 from opora_shared.testing.factories import make_ticket_received
-from opora_shared.vocabulary import TicketChange
 
 
 class TestPublishEvent:
@@ -46,40 +43,3 @@ class TestPublishEvent:
 
     async def test_unknown_ticket_has_no_history(self, js):
         assert await ticket_events(js, "999999999999") == []
-
-    async def test_a_long_history_is_read_in_batches_and_then_only_what_came_after(
-        self, js, monkeypatch
-    ):
-        tenant = f"h{uuid.uuid4().hex[:8]}"
-        received = make_ticket_received(tenant=tenant)
-
-        def note(n: int) -> TicketUpdated:
-            return TicketUpdated(
-                event_id=uuid.uuid4(),
-                occurred_at=datetime.now(UTC),
-                tenant=tenant,
-                ticket_id=received.ticket_id,
-                change=TicketChange.NOTE,
-                text=f"note {n}",
-                actor=Actor(kind="engineer", id="maria"),
-            )
-
-        notes = [note(n) for n in range(history.BATCH + 40)]
-        for event in (received, *notes):
-            await js.publish(subjects.event_subject(event), event.model_dump_json().encode())
-        requests: list[int] = []
-        read = history._Batches.read
-
-        async def counted(self, stream, subject, seq, **kwargs):
-            requests.append(seq)
-            return await read(self, stream, subject, seq, **kwargs)
-
-        monkeypatch.setattr(history._Batches, "read", counted)
-        events = await ticket_events(js, received.ticket_id, tenant=tenant)
-        assert events == [received, *notes]
-        assert len(requests) == 2  # 256, then the rest with the end of the batch
-
-        later = note(-1)
-        await js.publish(subjects.event_subject(later), later.model_dump_json().encode())
-        assert (await ticket_events(js, received.ticket_id, tenant=tenant))[-1] == later
-        assert len(requests) == 3  # one more request, from where the last read ended
