@@ -205,6 +205,10 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
         log.warning("stream %s kept its config: %s", config.name, exc.description)
 
 
+ATOMIC_BUCKETS = frozenset({subjects.TICKETS_BUCKET, subjects.SLA_BUCKET})
+"""The buckets batch stages write with atomic batches (the ticket index, the SLA clocks)."""
+
+
 async def ensure_bucket(js: JetStreamContext, config: KeyValueConfig) -> None:
     """Create a KV bucket, and bring its stream up to date (direct gets, atomic batches).
 
@@ -220,7 +224,7 @@ async def ensure_bucket(js: JetStreamContext, config: KeyValueConfig) -> None:
     current = (await js.stream_info(name)).config
     wanted = current.evolve(
         allow_direct=config.direct,
-        allow_atomic=True,
+        allow_atomic=config.bucket in ATOMIC_BUCKETS or None,
         description=config.description,
         num_replicas=config.replicas,
     )
