@@ -10,11 +10,14 @@ every message's events, and stores them together:
   publishes and large ones win by far (``bench/bench_batch_publish.py``: batches of 50 store
   18,600 messages/s, single publishes 4,600/s, with ``sync_interval: always``).
 
-The server refuses a whole batch when any of its messages repeats a ``Nats-Msg-Id`` seen
-within the duplicate window (error 10201: a redelivered trigger whose events were stored
-already), and when the stream does not allow atomic batches (one created before them and not
-provisioned since): the events then go out one by one, and each duplicate is reported as such.
-So a stage is exactly as idempotent as the per-message handlers it replaces.
+``Writer`` stores any stream's messages this way (KV writes keep their compare-and-set in the
+batch, ``Nats-Expected-Last-Subject-Sequence``); ``EventWriter`` stores events. The server
+refuses a whole batch when any of its messages repeats a ``Nats-Msg-Id`` seen within the
+duplicate window (error 10201: a redelivered trigger whose events were stored already), when a
+compare-and-set in it fails (error 10071: another replica wrote the key first), and when the
+stream does not allow atomic batches (one created before them and not provisioned since): the
+messages then go out one by one, each duplicate or conflict reported as such. So a stage is
+exactly as idempotent as the per-message handlers it replaces.
 
 A message whose work or events failed is retried with back-off or dead-lettered by the same
 rules as the middleware (``settle_failed``); FastStream acknowledges the others when the stage
@@ -24,7 +27,10 @@ atomic batch are counted as published under their subjects' shapes.
 FastStream's own batch subscriber keeps fetching until the batch is full or the fetch times out
 (a second at most, ``FETCH_TIMEOUT_S``), which is right for the ticket index but would hold a
 lone ticket for that second at every stage: ``prompt`` makes a subscriber hand over what each
-fetch returned, at once, as the per-message subscriber does.
+fetch returned, at once, as the per-message subscriber does. It replaces the fetch loop of
+FastStream 0.7's ``BatchPullStreamSubscriber`` (``_consume_pull``, an internal method; the
+dependency is pinned below 0.8, and ``tests/integration/test_stage.py`` fails if a lone message
+waits for the fetch to run out).
 """
 
 import asyncio
