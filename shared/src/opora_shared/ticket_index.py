@@ -25,7 +25,7 @@ from opora_shared import subjects
 from opora_shared.errors import TicketNotFoundError
 from opora_shared.events import Event, TicketAssigned
 from opora_shared.nats.history import ticket_events
-from opora_shared.nats.stage import Record, Writer
+from opora_shared.nats.stage import Writer, kv_record
 from opora_shared.tickets import TicketView, fold
 from opora_shared.vocabulary import (
     Category,
@@ -186,13 +186,8 @@ class TicketIndex:
                 self._remember(plan.key, plan.revision, plan.stored)
         if not writes:
             return outcomes
-        prefix = f"$KV.{subjects.TICKETS_BUCKET}."
         records = [
-            Record(
-                prefix + plan.key,
-                plan.payload,
-                {"Nats-Expected-Last-Subject-Sequence": str(plan.revision or 0)},
-            )
+            kv_record(subjects.TICKETS_BUCKET, plan.key, plan.payload, plan.revision)
             for _, plan in writes
         ]
         stored = await self._writer.store(

@@ -152,8 +152,7 @@ def register(
                 return None
         return Change(state, revision, new)
 
-    schedule_writer = Writer(broker)
-    state_writer = Writer(broker)
+    writer = Writer(broker)  # schedules (OPORA_SLA) and states (KV_opora_sla) alike
     event_writer = EventWriter(broker)
 
     async def apply(messages: Sequence[Msg]) -> None:
@@ -199,14 +198,14 @@ def register(
             batch = schedules.records(change.new, clocks.timers(change.new))
             records.extend(batch)
             owners.extend([index] * len(batch))
-        stored = await schedule_writer.store(records, lambda i: schedules.publish(records[i]))
+        stored = await writer.store(records, lambda i: schedules.publish(records[i]))
         for index, exc in zip(owners, stored.errors, strict=True):
             if exc is not None and index in changes:
                 drop(index, exc)
 
         saving = [i for i, c in changes.items() if c.new is not c.state]
         states = [store.record(changes[i].new, changes[i].revision) for i in saving]
-        saved = await state_writer.store(
+        saved = await writer.store(
             states, lambda k: store.save(changes[saving[k]].new, changes[saving[k]].revision)
         )
         for index, exc in zip(saving, saved.errors, strict=True):

@@ -26,6 +26,11 @@ class Publisher(Protocol):
         """Publish one message."""
 
 
+def event_headers(event: Event) -> dict[str, str]:
+    """The headers every stored event carries: its id (deduplication) and its type."""
+    return {"Nats-Msg-Id": str(event.event_id), TYPE_HEADER: event.type}
+
+
 async def publish_event(
     publisher: Publisher,
     event: Event,
@@ -34,7 +39,7 @@ async def publish_event(
     headers: dict[str, str] | None = None,
 ) -> PubAck:
     """Publish an event on its subject; a retry with the same event id is deduplicated."""
-    all_headers = {"Nats-Msg-Id": str(event.event_id), TYPE_HEADER: event.type, **(headers or {})}
+    all_headers = {**event_headers(event), **(headers or {})}
     ack: PubAck = await publisher.publish(
         event,
         subject=subjects.event_subject(event),

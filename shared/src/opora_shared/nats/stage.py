@@ -61,7 +61,7 @@ from opora_shared.events.base import Event
 from opora_shared.nats.broker import NatsBatch, durable_consumer, jetstream
 from opora_shared.nats.deadletter import settle_failed
 from opora_shared.nats.metrics import metrics_manager
-from opora_shared.nats.publish import TYPE_HEADER, publish_event
+from opora_shared.nats.publish import event_headers, publish_event
 from opora_shared.settings import OporaSettings
 
 log = logging.getLogger(__name__)
@@ -150,6 +150,15 @@ class Record:
     subject: str
     data: bytes
     headers: dict[str, str]
+
+
+def kv_record(bucket: str, key: str, value: bytes, revision: int | None) -> Record:
+    """A KV write as a message: ``key`` set to ``value`` if its revision is still ``revision``
+    (None or 0: the key must not exist), the compare-and-set ``kv.update`` and ``kv.create`` make.
+    """
+    return Record(
+        f"$KV.{bucket}.{key}", value, {"Nats-Expected-Last-Subject-Sequence": str(revision or 0)}
+    )
 
 
 class Writer:
@@ -277,11 +286,7 @@ class EventWriter(Writer):
             Record(
                 subjects.event_subject(event),
                 event.model_dump_json().encode(),
-                {
-                    "Nats-Msg-Id": str(event.event_id),
-                    TYPE_HEADER: event.type,
-                    "content-type": "application/json",
-                },
+                {**event_headers(event), "content-type": "application/json"},
             )
             for event in events
         ]

@@ -7,7 +7,6 @@ fires each timer once, whichever replicas live, and a timer that fell due while 
 waits in the stream. Chosen over a KV timer wheel in the service: see docs/sla-timers.md.
 """
 
-import asyncio
 import json
 from datetime import UTC, datetime
 
@@ -29,19 +28,6 @@ class Schedules:
 
     def __init__(self, js: JetStreamContext) -> None:
         self._js = js
-
-    async def sync(self, state: SlaState, pending: list[Timer], previous: list[Timer]) -> None:
-        """Schedule ``pending``; cancel what was pending before and is no longer."""
-        await self.cancel_dropped(state, pending, previous)
-        # in flight together: each waits for its own fsynced write, and they touch different
-        # subjects (one ticket's four timers armed in one round trip's time, not four)
-        outcomes = await asyncio.gather(
-            *(self.publish(record) for record in self.records(state, pending)),
-            return_exceptions=True,
-        )
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome  # after all have settled: the retry republishes them all
 
     async def cancel_dropped(
         self, state: SlaState, pending: list[Timer], previous: list[Timer]

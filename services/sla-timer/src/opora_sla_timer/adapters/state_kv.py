@@ -5,7 +5,7 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from opora_shared import subjects
-from opora_shared.nats.stage import Record
+from opora_shared.nats.stage import Record, kv_record
 from opora_sla_timer.clocks import SlaState
 
 
@@ -39,10 +39,8 @@ class SlaStateStore:
     @staticmethod
     def record(state: SlaState, revision: int) -> Record:
         """The write ``save`` makes, as a message for an atomic batch (compared and set)."""
-        return Record(
-            f"$KV.{subjects.SLA_BUCKET}.{state.ticket_id}",
-            state.model_dump_json().encode(),
-            {"Nats-Expected-Last-Subject-Sequence": str(revision)},
+        return kv_record(
+            subjects.SLA_BUCKET, state.ticket_id, state.model_dump_json().encode(), revision
         )
 
     async def save(self, state: SlaState, revision: int) -> int:
