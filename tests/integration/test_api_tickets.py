@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from opora_intake.indexer import DURABLE
+from opora_shared import subjects
 from opora_shared.events import Actor, TicketAssigned, TicketUpdated
 from opora_shared.nats.history import ticket_events
 from opora_shared.nats.publish import publish_event
@@ -24,7 +26,20 @@ WRITE = ("tickets:read", "tickets:write")
 @pytest.fixture
 async def intake(nats_url, tmp_path, js) -> AsyncIterator[Intake]:
     async with serve_intake(nats_url, tmp_path, js) as running:
+        # The index's durable consumer first works off every event earlier tests of the session
+        # left on this nats-server (thousands after the e2e tests): wait until it has taken
+        # them all, so that a test's own deadline covers its own tickets only. (Not for its
+        # acknowledgements: a batch an earlier test's intake took and never acknowledged is
+        # only redelivered after the 30 s ack wait, and blocks nothing meanwhile.)
+        await wait_for(
+            lambda: _index_caught_up(js), timeout=120, interval=0.2, message="index caught up"
+        )
         yield running
+
+
+async def _index_caught_up(js) -> bool:
+    info = await js.consumer_info(subjects.EVENTS_STREAM, DURABLE)
+    return info.num_pending == 0
 
 
 POLL_S = 0.25
