@@ -42,6 +42,11 @@ async def _index_caught_up(js) -> bool:
     return info.num_pending == 0
 
 
+INDEX_WAIT_S = 60
+"""How long a test waits for its tickets in the index. Alone it takes about a second; late in
+a full session the stream holds the e2e and fuzz tests' events, and every history read scans
+it (fresh clones of this suite have taken more than 20 s)."""
+
 POLL_S = 0.25
 """Polls of the list endpoint while the index catches up: 4 a second stay under the token's
 refill rate (10 a second), so a slow catch-up (a suite's backlog) never ends in a 429."""
@@ -84,7 +89,7 @@ class TestListTickets:
         token = await intake.token(tenant)
         await wait_for(
             lambda: _count(intake, token, 5),
-            timeout=20,
+            timeout=INDEX_WAIT_S,
             interval=POLL_S,
             message="the index has the tickets",
         )
@@ -107,7 +112,7 @@ class TestListTickets:
         token = await intake.token(tenant)
         await wait_for(
             lambda: _status_of(intake, token, done, "resolved"),
-            timeout=20,
+            timeout=INDEX_WAIT_S,
             interval=POLL_S,
             message="indexed",
         )
@@ -129,13 +134,13 @@ class TestListTickets:
         staff = await intake.token("*")
         await wait_for(
             lambda: _has(intake, staff, theirs, "vector"),
-            timeout=20,
+            timeout=INDEX_WAIT_S,
             interval=POLL_S,
             message="index",
         )
         await wait_for(
             lambda: _has(intake, staff, mine, "romashka"),
-            timeout=20,
+            timeout=INDEX_WAIT_S,
             interval=POLL_S,
             message="index",
         )
