@@ -56,6 +56,32 @@ class TestLoadStore:
             load = await store.get(who)
             assert {t: e.priority for t, e in load.open.items()} == {"2": Priority.P1}
 
+    async def test_its_own_writes_are_not_read_back_but_a_replicas_between_them_are(self, js):
+        one, two, who = LoadStore(js), LoadStore(js), engineer()
+        await one.catch_up()
+        reads: list[int] = []
+        get_msg = js.get_msg
+
+        async def counted(stream, *args, **kwargs):
+            if stream == STREAM:
+                reads.append(kwargs["seq"])
+            return await get_msg(stream, *args, **kwargs)
+
+        js.get_msg = counted
+        try:
+            await one.change(who, lambda load: load.with_ticket("1", entry(), assigned=AT))
+            reads.clear()
+            await one.catch_up()
+            assert len(reads) == 1  # the two keys it wrote stepped over; one read finds nothing
+            await two.change(who, lambda load: load.with_ticket("2", entry()))
+            await one.change(who, lambda load: load.with_ticket("3", entry()))
+            reads.clear()
+            load = await one.get(who)
+            assert sorted(load.open) == ["1", "2", "3"]
+            assert len(reads) == 1  # all passed already: the replica's write was read before 3
+        finally:
+            del js.get_msg
+
     async def test_a_load_in_the_first_layout_is_moved_to_per_ticket_keys(self, js):
         who = engineer()
         kv = await js.key_value(subjects.LOAD_BUCKET)

@@ -63,18 +63,55 @@ class TestWirePolicy:
             [("Subject", "Дедлайн   через 24 мин — «Сервер 1С» недоступен, срочно " * 2)],
         ],
     )
-    def test_writes_the_same_bytes_as_the_standard_smtp_policy(self, headers):
+    def test_writes_the_same_mail_as_the_standard_smtp_policy(self, headers):
         mail = _mail(headers, "Здравствуйте!\n\nЗаявка принята.\n")
-        assert mail.as_bytes(policy=WIRE) == mail.as_bytes(policy=SMTP)
+        _assert_same_mail(mail.as_bytes(policy=WIRE), mail.as_bytes(policy=SMTP))
 
     @pytest.mark.parametrize("rounds", [1, 2])  # the second builds from remembered headers
     def test_a_mail_built_with_it_is_the_same_mail(self, rounds):
         headers = [("Subject", "[#12] Заявка"), ("From", SUPPORT), ("Reply-To", SUPPORT)]
         expected = _mail(headers, "Текст\n").as_bytes(policy=SMTP)
         for _ in range(rounds):
-            assert _mail(headers, "Текст\n", policy=BUILD).as_bytes(policy=WIRE) == expected
+            written = _mail(headers, "Текст\n", policy=BUILD).as_bytes(policy=WIRE)
+            _assert_same_mail(written, expected)
 
     def test_a_parsed_mail_is_written_the_same_too(self):
         raw = _mail([("Subject", "Re: [#7] ok"), ("From", SUPPORT)], "ok\n").as_bytes(policy=SMTP)
         parsed = message_from_bytes(raw, policy=default)
         assert parsed.as_bytes(policy=WIRE) == parsed.as_bytes(policy=SMTP)
+
+    @pytest.mark.parametrize(
+        "subject",
+        [
+            "[#ROM-123] Заявка принята: не печатает принтер в бухгалтерии на втором этаже",
+            "Ж" * 200,
+            "Дедлайн через 24 мин — «Сервер 1С» недоступен 😱 " + "x" * 90,
+            "[#7] café",
+        ],
+    )
+    def test_a_subject_with_other_letters_is_encoded_words_that_read_back_the_same(self, subject):
+        written = _mail([("Subject", subject)], "ok\n").as_bytes(policy=WIRE)
+        head = written.split(b"\r\n\r\n", 1)[0]
+        assert all(len(line) <= 78 for line in head.split(b"\r\n"))
+        assert message_from_bytes(written, policy=default)["Subject"] == subject
+
+
+def _assert_same_mail(written: bytes, expected: bytes) -> None:
+    """The same bytes but for the Subject's encoded words, and the same Subject once read."""
+    read = message_from_bytes(written, policy=default)["Subject"]
+    assert read == message_from_bytes(expected, policy=default)["Subject"]
+    assert _without_subject(written) == _without_subject(expected)
+
+
+def _without_subject(mail: bytes) -> list[bytes]:
+    """The mail's lines without the Subject field (its first line and continuation lines)."""
+    kept, in_subject = [], False
+    for line in mail.split(b"\r\n"):
+        if line.startswith(b"Subject:"):
+            in_subject = True
+            continue
+        if in_subject and line.startswith((b" ", b"\t")):
+            continue
+        in_subject = False
+        kept.append(line)
+    return kept

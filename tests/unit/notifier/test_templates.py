@@ -1,5 +1,4 @@
 """Every template renders for every trigger, tenant and language, with StrictUndefined.
-
 The notices come from the planner itself (not hand-made contexts), so a variable a template
 uses but the planner does not provide fails here, never in a client's mail.
 """
@@ -10,11 +9,12 @@ from email import message_from_bytes, policy
 from email.headerregistry import Address
 
 import pytest
+from markupsafe import escape
 
 from opora_notifier.digest import bundles
 from opora_notifier.notices import Audience, Medium, Trigger
 from opora_notifier.planning import Planner, Reach
-from opora_notifier.rendering import Renderer, build_email
+from opora_notifier.rendering import BOUNDARY, Renderer, build_email
 from opora_shared.contracts import DigestPolicy
 from opora_shared.events import Actor
 from opora_shared.ticket_index import summarize
@@ -235,6 +235,19 @@ class TestMail:
         assert mail.get_content_type() == "multipart/alternative"
         assert "входит в ваш договор" in mail.get_body(("plain",)).get_content()
         assert "<strong>#1042</strong>" in mail.get_body(("html",)).get_content()
+
+    def test_the_parts_are_split_by_the_fixed_boundary_unless_a_part_contains_it(
+        self, planner, make_ticket, romashka
+    ):
+        for subject, fixed in (("Принтер", True), (f"--{BOUNDARY} в тексте", False)):
+            ticket = make_ticket(subject=subject)
+            ticket.received().classified()
+            (ack,) = planner.armed(ticket.facts, romashka, ticket.armed())
+            mail = self.mail(ack)
+            assert (mail.get_boundary() == BOUNDARY) is fixed
+            text, html = (part.get_content() for part in mail.iter_parts())
+            assert subject in text
+            assert escape(subject) in html
 
     def test_text_only_when_asked(self, planner, ticket, romashka):
         ticket.received().classified()
