@@ -185,11 +185,11 @@ class TestIndexer:
         calls: collections.Counter[str] = collections.Counter()
         real = TicketIndex._plan
 
-        async def plan(self, tenant_, ticket_id):
+        async def plan(self, tenant_, ticket_id, until=None):
             calls[ticket_id] += 1
             if ticket_id == bad.ticket_id:
                 raise RuntimeError("index on fire")
-            return await real(self, tenant_, ticket_id)
+            return await real(self, tenant_, ticket_id, until)
 
         monkeypatch.setattr(TicketIndex, "_plan", plan)
         settings = IntakeSettings(nats_url=nats_url, max_deliver=2)

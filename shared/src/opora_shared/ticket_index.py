@@ -158,8 +158,13 @@ class TicketIndex:
         msg = f"ticket {ticket_id}: the index kept changing under {_CAS_ATTEMPTS} attempts"
         raise RuntimeError(msg)
 
-    async def refresh_many(self, tickets: Sequence[tuple[str, str]]) -> list[Exception | None]:
+    async def refresh_many(
+        self, tickets: Sequence[tuple[str, str]], until: Sequence[int | None] | None = None
+    ) -> list[Exception | None]:
         """Refresh tickets together; each one's failure, or None.
+
+        ``until``: per ticket, the stream sequence of its newest event the caller holds; the
+        ticket is folded up to there at least (None: up to its last event).
 
         Every ticket is folded first; the newer summaries are then written together, each
         compared and set against the revision it was read at: as one atomic batch when there
@@ -167,8 +172,12 @@ class TicketIndex:
         write failed (another replica wrote it meanwhile, and then the server refuses the
         whole batch) is refreshed alone, as ``refresh`` does.
         """
+        ends = until if until is not None else [None] * len(tickets)
         plans = await asyncio.gather(
-            *(self._plan(tenant, ticket_id) for tenant, ticket_id in tickets),
+            *(
+                self._plan(tenant, ticket_id, end)
+                for (tenant, ticket_id), end in zip(tickets, ends, strict=True)
+            ),
             return_exceptions=True,
         )
         outcomes: list[Exception | None] = []
@@ -212,9 +221,9 @@ class TicketIndex:
                 raise outcome
         return outcomes
 
-    async def _plan(self, tenant: str, ticket_id: str) -> "_Plan | None":
+    async def _plan(self, tenant: str, ticket_id: str, until: int | None = None) -> "_Plan | None":
         """The ticket's summary now, and the one stored with its revision (None: no receipt)."""
-        events = await ticket_events(self.js, ticket_id, tenant=tenant)
+        events = await ticket_events(self.js, ticket_id, tenant=tenant, until=until)
         try:
             summary = summarize(fold(events), events)
         except TicketNotFoundError:
