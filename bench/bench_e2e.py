@@ -55,7 +55,10 @@ def process_pids(bench: BenchStack) -> dict[str, int]:
 
 
 def backlog(bench: BenchStack) -> int:
-    """Messages Opora's consumers have not finished yet (pending plus unacknowledged)."""
+    """Messages Opora's durable consumers have not finished yet (pending plus unacknowledged).
+
+    The services' history taps (ephemeral ordered consumers) are left out: they keep nothing.
+    """
     url = f"{bench.nats.monitor_url}/jsz?consumers=true"
     with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback
         data = json.load(response)
@@ -65,6 +68,7 @@ def backlog(bench: BenchStack) -> int:
         for stream in account.get("stream_detail", [])
         if stream["name"].startswith("OPORA_")
         for consumer in stream.get("consumer_detail") or []
+        if (consumer.get("config") or {}).get("durable_name")
     )
 
 

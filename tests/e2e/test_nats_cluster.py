@@ -320,9 +320,16 @@ async def acknowledgements(js) -> Counter[str]:
     return Counter(event.ticket_id for event in sent if event.trigger == ACKNOWLEDGEMENT)
 
 
-async def settled(js) -> bool:
-    """Every durable consumer of the events stream has delivered and had acked everything."""
+async def durables(js) -> list[str]:
+    """The durable consumers of the events stream (not the services' history taps, which are
+    ephemeral and live on one node: once it is killed, listing every consumer times out)."""
     consumers = await js.consumers_info(subjects.EVENTS_STREAM)
+    return [c.name for c in consumers if c.config.durable_name]
+
+
+async def settled(js, names: list[str]) -> bool:
+    """Every durable consumer of the events stream has delivered and had acked everything."""
+    consumers = [await js.consumer_info(subjects.EVENTS_STREAM, name) for name in names]
     return bool(consumers) and all(c.num_pending == 0 and c.num_ack_pending == 0 for c in consumers)
 
 
@@ -388,6 +395,7 @@ class TestNatsCluster:
                 interval=0.02,
                 message="first classifications",
             )
+            names = await durables(js)
             leader = (await js.stream_info(subjects.EVENTS_STREAM)).cluster.leader
             cluster.node(leader).kill()
             for name in WORKERS:
@@ -415,7 +423,10 @@ class TestNatsCluster:
             )
             duration = time.monotonic() - started
             await wait_for(
-                lambda: quietly(lambda: settled(js)), timeout=30, interval=0.2, message="settled"
+                lambda: quietly(lambda: settled(js, names)),
+                timeout=30,
+                interval=0.2,
+                message="settled",
             )
 
             classified = await event_counts(js, subjects.event_pattern(TicketClassified))

@@ -1,10 +1,11 @@
 """Histories extended from a consumer's deliveries, and read from the stream where one may miss."""
 
+import asyncio
 import uuid
 
 from opora_shared import subjects
 from opora_shared.events import TicketClassified, TicketReceived, TicketUpdated
-from opora_shared.nats.history import Feed, ticket_events
+from opora_shared.nats.history import Feed, tap, ticket_events, untap
 from opora_shared.testing.factories import make_ticket_classified, make_ticket_received
 
 from .test_ticket_index import resolved
@@ -116,3 +117,70 @@ class TestFeed:
         history = await ticket_events(js, a.ticket_id, tenant=tenant, until=seqs[1])
         assert [type(e) for e in history] == [TicketReceived, TicketClassified]
         assert gets == []
+
+
+class TestTap:
+    async def test_a_tapped_connection_reads_nothing_for_a_ticket_it_was_fed(self, js):
+        tenant = f"f{uuid.uuid4().hex[:8]}"
+        subscription = await tap(js)
+        try:
+            a = make_ticket_received(tenant=tenant)
+            events = [a, make_ticket_classified(tenant=tenant, ticket_id=a.ticket_id)]
+            seqs = await publish(js, *events, resolved(a))
+            gets = counting(js)
+            # the classified event in hand: its history as far as the tap has got, no reads
+            history = await ticket_events(js, a.ticket_id, tenant=tenant, seen=seqs[1])
+            assert [e.event_id for e in history][:2] == [e.event_id for e in events]
+            assert gets == []
+            # a ticket the tap joined late (its receipt came before): read from the stream
+            await untap(js, subscription)
+            late = make_ticket_received(tenant=tenant)
+            late_seqs = await publish(js, late)
+            subscription = await tap(js)
+            more = await publish(
+                js, make_ticket_classified(tenant=tenant, ticket_id=late.ticket_id)
+            )
+            history = await ticket_events(js, late.ticket_id, tenant=tenant, seen=more[0])
+            assert [type(e) for e in history] == [TicketReceived, TicketClassified]
+            assert gets[0] == 1  # from the start: the tap never saw its receipt
+            assert late_seqs[0] < more[0]
+        finally:
+            await untap(js, subscription)
+
+    async def test_without_a_tap_a_read_waits_a_moment_at_most_then_reads(self, js, monkeypatch):
+        from opora_shared.nats import history
+
+        tenant = f"f{uuid.uuid4().hex[:8]}"
+        subscription = await tap(js)
+        await untap(js, subscription)  # gone: nothing will feed the histories
+        feed = history.Feed()
+        history._taps[js._nc] = feed  # a tap that stopped delivering
+        try:
+            loop = asyncio.get_running_loop()
+            for n in range(4):  # three wait out TAP_WAIT_S, then read; then no more waiting
+                a = make_ticket_received(tenant=tenant)
+                (seq,) = await publish(js, a)
+                started = loop.time()
+                found = await ticket_events(js, a.ticket_id, tenant=tenant, seen=seq)
+                waited = loop.time() - started
+                assert [e.event_id for e in found] == [a.event_id]
+                if n < 3:
+                    assert waited >= history.TAP_WAIT_S * 0.9
+                else:
+                    assert waited < history.TAP_WAIT_S
+        finally:
+            history._taps.pop(js._nc, None)
+
+    async def test_an_unreadable_event_fed_is_skipped_when_read_as_from_the_stream(self, js):
+        tenant = f"f{uuid.uuid4().hex[:8]}"
+        subscription = await tap(js)
+        try:
+            a = make_ticket_received(tenant=tenant)
+            await publish(js, a)
+            ack = await js.publish(
+                f"{subjects.EVENTS_PREFIX}.{tenant}.ticket.{a.ticket_id}.x", b"{"
+            )
+            history = await ticket_events(js, a.ticket_id, tenant=tenant, seen=ack.seq)
+            assert [e.event_id for e in history] == [a.event_id]
+        finally:
+            await untap(js, subscription)

@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 from faststream import FastStream
 from faststream.nats import NatsBroker
 from faststream.specification import AsyncAPI
+from nats.aio.subscription import Subscription
+from nats.errors import Error as NatsError
 from prometheus_client import CollectorRegistry
 
 from opora_shared import __version__
@@ -19,6 +21,7 @@ from opora_shared.logging import setup_logging
 from opora_shared.metrics import serve_metrics
 from opora_shared.nats.broker import jetstream, reconnect_forever
 from opora_shared.nats.consumer_metrics import ConsumerGauges
+from opora_shared.nats.history import tap, untap
 from opora_shared.nats.streams import check_ready
 from opora_shared.settings import OporaSettings
 from opora_shared.tasks import stop_tasks
@@ -58,6 +61,7 @@ def build_app(
     contracts: ContractStore | None = None,
     registry: CollectorRegistry | None = None,
     background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
+    tap_history: bool = False,
 ) -> FastStream:
     """A FastStream app that checks the streams exist, then keeps reconnecting for ever.
 
@@ -65,10 +69,12 @@ def build_app(
     the contracts bucket once it is connected (hot reload). With ``registry``, it exports
     its durable consumers' lag, redeliveries and dead letters, read from JetStream.
     ``background`` coroutines (periodic checks) start once the app is ready and are cancelled
-    when it shuts down.
+    when it shuts down. ``tap_history`` feeds the tickets' histories this process reads from
+    every new event (``opora_shared.nats.history.tap``), for services that read most tickets'.
     """
     gauges = ConsumerGauges(registry) if registry is not None else None
     tasks: list[asyncio.Task[None]] = []
+    taps: list[Subscription] = []
     app = FastStream(
         broker,
         specification=AsyncAPI(title=title, version=__version__, description=description),
@@ -96,12 +102,20 @@ def build_app(
         if gauges is not None:
             gauges.start(broker, jetstream(broker))
         tasks.extend(asyncio.create_task(run()) for run in background)
+        if tap_history:
+            taps.append(await tap(jetstream(broker)))
         log.info("%s ready", title)
 
     @app.on_shutdown
     async def _close() -> None:
         await stop_tasks(tasks)
         tasks.clear()
+        for subscription in taps:
+            try:
+                await untap(jetstream(broker), subscription)
+            except NatsError as exc:  # closing anyway
+                log.debug("history tap not stopped cleanly: %s", exc)
+        taps.clear()
         if gauges is not None:
             await gauges.stop()
         if contracts is not None:

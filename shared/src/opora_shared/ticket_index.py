@@ -225,7 +225,7 @@ class TicketIndex:
         """The ticket's summary now, and the one stored with its revision (None: no receipt)."""
         events = await ticket_events(self.js, ticket_id, tenant=tenant, until=until)
         try:
-            summary = summarize(fold(events), events)
+            summary = summarize(fold(events, with_events=False), events)
         except TicketNotFoundError:
             return None
         key = index_key(tenant, ticket_id)

@@ -125,8 +125,12 @@ _STATUS_AFTER: dict[TicketChange, TicketStatus] = {
 }
 
 
-def fold(events: Iterable[Event]) -> TicketView:
-    """Fold a ticket's events, oldest first, into its current view."""
+def fold(events: Iterable[Event], *, with_events: bool = True) -> TicketView:
+    """Fold a ticket's events, oldest first, into its current view.
+
+    ``with_events=False`` leaves ``TicketView.events`` (the events as JSON, for the API) empty:
+    the ticket index and the notifier fold on every event and never show them.
+    """
     view: TicketView | None = None
     for event in events:
         if isinstance(event, TicketReceived):
@@ -144,7 +148,8 @@ def fold(events: Iterable[Event]) -> TicketView:
             continue  # events before the ticket's receipt cannot be placed; never expected
         _apply(view, event)
         view.updated_at = max(view.updated_at, event.occurred_at)
-        view.events.append(event.model_dump(mode="json"))
+        if with_events:
+            view.events.append(event.model_dump(mode="json"))
     if view is None:
         msg = "no TicketReceived among the events"
         raise TicketNotFoundError(msg)

@@ -107,6 +107,13 @@ class TestFold:
         ]
         assert view.updated_at == T0 + timedelta(minutes=2)
 
+    def test_without_the_events_the_view_is_the_same_but_for_them(self):
+        events = list(history())
+        whole, lean = fold(events), fold(events, with_events=False)
+        assert len(whole.events) == 4
+        assert lean.events == []
+        assert lean.model_dump(exclude={"events"}) == whole.model_dump(exclude={"events"})
+
     def test_lifecycle_statuses(self):
         received, classified, armed, _ = history()
         events = [received, classified, armed]

@@ -49,4 +49,5 @@ def create_app(
         contracts=contracts,
         background=background,
         registry=registry,
+        tap_history=settings.routing,  # routing reads every classified ticket's history
     )

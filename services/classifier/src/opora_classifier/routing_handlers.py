@@ -31,7 +31,7 @@ from opora_shared import subjects
 from opora_shared.contract_store import ContractStore
 from opora_shared.events import TicketAssigned, TicketClassified, TicketUpdated
 from opora_shared.nats.broker import EVENTS, jetstream
-from opora_shared.nats.history import ticket_events
+from opora_shared.nats.history import stream_seq, ticket_events
 from opora_shared.nats.publish import Publisher, publish_event
 from opora_shared.nats.stage import each_message
 from opora_shared.team import Team
@@ -76,10 +76,15 @@ class Router:
             self._store = LoadStore(jetstream(self._broker))
         return self._store
 
-    async def route(self, event: TicketClassified) -> TicketAssigned | None:
-        """Assign a newly classified ticket; None when it already has an assignee or is closed."""
+    async def route(
+        self, event: TicketClassified, seen: int | None = None
+    ) -> TicketAssigned | None:
+        """Assign a newly classified ticket; None when it already has an assignee or is closed.
+
+        ``seen``: the event's stream sequence (its history is then taken from the tap).
+        """
         team = self._contracts.team
-        facts = await self._facts(event.tenant, event.ticket_id)
+        facts = await self._facts(event.tenant, event.ticket_id, seen)
         if facts.assignment is not None or not facts.open:
             await self._reconcile(team, facts)
             return None
@@ -193,8 +198,8 @@ class Router:
                 log.warning("shift-end check failed (%s: %s)", type(exc).__name__, exc)
             await asyncio.sleep(interval_s)
 
-    async def _facts(self, tenant: str, ticket_id: str) -> TicketFacts:
-        events = await ticket_events(jetstream(self._broker), ticket_id, tenant=tenant)
+    async def _facts(self, tenant: str, ticket_id: str, seen: int | None = None) -> TicketFacts:
+        events = await ticket_events(jetstream(self._broker), ticket_id, tenant=tenant, seen=seen)
         return routing.ticket_facts(tenant, ticket_id, events)
 
     async def _reconcile(self, team: Team, facts: TicketFacts) -> None:
@@ -278,7 +283,7 @@ def register(
 
     async def route(raw: Msg) -> None:
         """Assign a classified ticket: skill, shift, least load; on-duty for P1 and out of hours."""
-        await router.route(TicketClassified.model_validate_json(raw.data))
+        await router.route(TicketClassified.model_validate_json(raw.data), stream_seq(raw))
 
     async def track(raw: Msg) -> None:
         """Keep engineers' open-ticket load current: resolved, reopened, priority changed."""

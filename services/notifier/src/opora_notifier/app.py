@@ -156,6 +156,7 @@ def create_app(
         contracts=contracts,
         registry=registry,
         background=[notifier.run_holds, notifier.run_digests],
+        tap_history=True,  # every trigger's ticket history is read
     )
     if http is not None:
         app.on_shutdown(http.aclose)

@@ -164,9 +164,14 @@ class Notifier:
             team = None
         return Planner(team=team, reach=self.reach, links=self.links)
 
-    async def facts(self, tenant: str, ticket_id: str) -> TicketFacts:
-        """The ticket as its events tell it."""
-        events = await ticket_events(jetstream(self.broker), ticket_id, tenant=tenant)
+    async def facts(
+        self, tenant: str, ticket_id: str, ref: TriggerRef | None = None
+    ) -> TicketFacts:
+        """The ticket as its events tell it (read from the tap when it holds the trigger)."""
+        seen = None
+        if ref is not None and ref.subject.startswith(f"{subjects.EVENTS_PREFIX}."):
+            seen = ref.stream_seq  # the trigger is one of the ticket's events
+        events = await ticket_events(jetstream(self.broker), ticket_id, tenant=tenant, seen=seen)
         try:
             return TicketFacts.from_events(events)
         except (TicketNotFoundError, StopIteration):
@@ -209,39 +214,39 @@ class Notifier:
         assert isinstance(event, SlaArmed)  # noqa: S101 - routed by subject
         if event.generation != 1 and event.priority not in URGENT:
             return None  # re-armed (paused, resumed...): nothing new to say
-        ticket = await self.facts(event.tenant, event.ticket_id)
+        ticket = await self.facts(event.tenant, event.ticket_id, ref)
         contract = self.contracts.book.get(event.tenant)
         return await self.deliver(self.planner().armed(ticket, contract, event), ref, ticket)
 
     async def _unknown(self, event: Event, ref: TriggerRef) -> Report | None:
         assert isinstance(event, TicketClassified)  # noqa: S101
-        ticket = await self.facts(event.tenant, event.ticket_id)
+        ticket = await self.facts(event.tenant, event.ticket_id, ref)
         return await self.deliver(self.planner().unknown_sender(ticket, event), ref, ticket)
 
     async def _warning(self, event: Event, ref: TriggerRef) -> Report | None:
         assert isinstance(event, SlaWarning)  # noqa: S101
-        ticket = await self.facts(event.tenant, event.ticket_id)
+        ticket = await self.facts(event.tenant, event.ticket_id, ref)
         contract = self.contracts.book.get(event.tenant)
         notices = self.planner().sla_warning(ticket, contract, event)
         return await self.deliver(notices, ref, ticket)
 
     async def _breached(self, event: Event, ref: TriggerRef) -> Report | None:
         assert isinstance(event, SlaBreached)  # noqa: S101
-        ticket = await self.facts(event.tenant, event.ticket_id)
+        ticket = await self.facts(event.tenant, event.ticket_id, ref)
         contract = self.contracts.book.get(event.tenant)
         notices = self.planner().sla_breached(ticket, contract, event)
         return await self.deliver(notices, ref, ticket)
 
     async def _escalated(self, event: Event, ref: TriggerRef) -> Report | None:
         assert isinstance(event, TicketEscalated)  # noqa: S101
-        ticket = await self.facts(event.tenant, event.ticket_id)
+        ticket = await self.facts(event.tenant, event.ticket_id, ref)
         contract = self.contracts.book.get(event.tenant)
         notices = self.planner().escalated(ticket, contract, event)
         return await self.deliver(notices, ref, ticket)
 
     async def _updated(self, event: Event, ref: TriggerRef) -> Report | None:
         assert isinstance(event, TicketUpdated)  # noqa: S101
-        ticket = await self.facts(event.tenant, event.ticket_id)
+        ticket = await self.facts(event.tenant, event.ticket_id, ref)
         notices = self.planner().updated(ticket, self.contracts.book.get(event.tenant), event)
         return await self.deliver(notices, ref, ticket) if notices else None
 

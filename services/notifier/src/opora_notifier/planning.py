@@ -72,7 +72,7 @@ class TicketFacts:
     def from_events(cls, events: Iterable[Event]) -> "TicketFacts":
         """Fold a ticket's events (oldest first); TicketNotFoundError without a receipt."""
         events = list(events)
-        view = fold(events)
+        view = fold(events, with_events=False)
         received = next(e for e in events if isinstance(e, TicketReceived))
         return cls(view=view, body=received.body, client_message_id=received.message_id)
 

@@ -5,7 +5,14 @@ from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter
 
-from opora_shared.events.base import Actor, Event, derive_id, register_upcaster, upcast
+from opora_shared.events.base import (
+    Actor,
+    Event,
+    derive_id,
+    has_upcasters,
+    register_upcaster,
+    upcast,
+)
 from opora_shared.events.deadletter import DeadLetter
 from opora_shared.events.notification import NotificationFailed, NotificationSent
 from opora_shared.events.sla import SlaArmed, SlaBreached, SlaWarning, TicketEscalated
@@ -51,12 +58,18 @@ _ANY = TypeAdapter[Any](AnyEvent)
 
 def parse_event(raw: bytes | str) -> Event:
     """Decode one event from its JSON, upcasting old versions first."""
+    if not has_upcasters():  # nothing to rewrite: pydantic reads the JSON itself, twice as fast
+        if raw.lstrip()[:1] not in (b"{", "{"):
+            msg = "an event must be a JSON object"
+            raise ValueError(msg)
+        event: Event = _ANY.validate_json(raw)
+        return event
     payload = json.loads(raw)
     if not isinstance(payload, dict):
         msg = "an event must be a JSON object"
         raise ValueError(msg)
-    event: Event = _ANY.validate_python(upcast(payload))
-    return event
+    upcasted: Event = _ANY.validate_python(upcast(payload))
+    return upcasted
 
 
 __all__ = [

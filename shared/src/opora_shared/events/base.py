@@ -76,6 +76,11 @@ def register_upcaster(event_type: str, from_version: int) -> Callable[[Upcaster]
     return decorator
 
 
+def has_upcasters() -> bool:
+    """Whether any upcaster is registered (none: every stored event is read as it is)."""
+    return bool(_UPCASTERS)
+
+
 def upcast(payload: dict[str, Any]) -> dict[str, Any]:
     """Apply registered upcasters until the payload reaches the newest version of its type."""
     event_type = str(payload.get("type", ""))

@@ -1,5 +1,6 @@
 """Reading events back from the stream: one ticket's history, or its last event of a kind."""
 
+import asyncio
 import logging
 import weakref
 from collections import OrderedDict
@@ -8,12 +9,14 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
+from nats.js.api import DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from opora_shared import subjects
-from opora_shared.events import Event, TicketReceived, parse_event
+from opora_shared.events import Event, parse_event
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +31,8 @@ CACHED_TICKETS = 4096
 
 @dataclass(frozen=True, slots=True)
 class _Known:
-    events: tuple[Event, ...]
+    events: tuple[Event | bytes, ...]
+    """Parsed events, or the JSON of events a feed took and nobody has read yet."""
     next_seq: int
 
 
@@ -54,21 +58,36 @@ def _cache(js: JetStreamContext) -> "OrderedDict[tuple[str, str], _Known]":
 
 
 async def ticket_events(
-    js: JetStreamContext, ticket_id: str, *, tenant: str = "*", until: int | None = None
+    js: JetStreamContext,
+    ticket_id: str,
+    *,
+    tenant: str = "*",
+    until: int | None = None,
+    seen: int | None = None,
 ) -> list[Event]:
     """Every event of one ticket, oldest first, read with direct gets (no consumer created).
 
     ``until``: the stream sequence of an event the caller holds; the events up to it are
     enough (a consumer that sees every event folds the later ones when they reach it), so the
     read stops there instead of asking for more, and reads nothing when they are known already.
+
+    ``seen``: the stream sequence of an event of the ticket the caller holds. When this
+    connection's ``tap`` has passed it, the remembered history is whole up to where the tap is
+    (the history as it stood a moment ago, as any read is) and nothing is read; the tap is
+    waited for up to ``TAP_WAIT_S``. Otherwise the history is read up to its end.
     """
     subject = subjects.ticket_history(ticket_id, tenant=tenant)
     cache, key = _cache(js), (tenant, ticket_id)
     known = cache.get(key)
-    if known is not None and until is not None and known.next_seq > until:
+    if seen is not None and (known is None or known.next_seq <= seen):
+        feed = _taps.get(getattr(js, "_nc", js))
+        if feed is not None and await feed.reached(seen, TAP_WAIT_S):
+            known = cache.get(key)
+    bound = until if until is not None else seen
+    if known is not None and bound is not None and known.next_seq > bound:
         cache.move_to_end(key)
-        return list(known.events)
-    events: list[Event] = list(known.events) if known else []
+        return _parsed(cache, key, known)
+    events: list[Event] = _parsed(cache, key, known) if known else []
     seq = known.next_seq if known else 1
     for _ in range(MAX_HISTORY):
         try:
@@ -93,10 +112,30 @@ async def ticket_events(
     return events
 
 
+def _parsed(
+    cache: "OrderedDict[tuple[str, str], _Known]", key: tuple[str, str], known: _Known
+) -> list[Event]:
+    """A remembered history's events, parsing (once) those a feed took as JSON."""
+    events: list[Event] = []
+    parsed = False
+    for item in known.events:
+        if not isinstance(item, bytes):
+            events.append(item)
+            continue
+        parsed = True
+        try:
+            events.append(parse_event(item))
+        except ValueError:
+            log.warning("unreadable event of ticket %s skipped", key[1])
+    if parsed and cache.get(key) is known:
+        cache[key] = _Known(tuple(events), known.next_seq)
+    return events
+
+
 def _remember(
     cache: "OrderedDict[tuple[str, str], _Known]",
     key: tuple[str, str],
-    events: Sequence[Event],
+    events: Sequence[Event | bytes],
     next_seq: int,
 ) -> None:
     latest = cache.get(key)  # a concurrent read may have stored a longer history meanwhile
@@ -127,9 +166,45 @@ class Feed:
         self._consumer_seq: int | None = None
         self._run_from: int | None = None
         """Every event from this stream sequence to the last first delivery reached us."""
+        self.position = 0
+        """The highest stream sequence taken."""
+        self._waiting: list[tuple[int, asyncio.Future[None]]] = []
+        self._misses = 0
+
+    async def reached(self, seq: int, timeout: float) -> bool:
+        """Wait until the feed has taken stream sequence ``seq``; False after ``timeout``.
+
+        After three waits in a row that ran out (the feed stopped), it answers False at once
+        until the feed takes something again.
+        """
+        if self.position >= seq:
+            return True
+        if self._misses >= 3:
+            return False
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiter = (seq, future)
+        self._waiting.append(waiter)
+        try:
+            await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            self._misses += 1
+            return False
+        finally:
+            if waiter in self._waiting:
+                self._waiting.remove(waiter)
+        return True
 
     def take(self, js: JetStreamContext, messages: Sequence[Msg]) -> None:
         """Take a fetched batch's deliveries, in the order they came."""
+        self._take(js, messages)
+        self._misses = 0
+        if self._waiting:
+            for seq, future in [w for w in self._waiting if w[0] <= self.position]:
+                self._waiting.remove((seq, future))
+                if not future.done():
+                    future.set_result(None)
+
+    def _take(self, js: JetStreamContext, messages: Sequence[Msg]) -> None:
         cache = _cache(js)
         for raw in messages:
             try:
@@ -145,6 +220,7 @@ class Feed:
                 continue  # a redelivery of what the first delivery brought already
             if self._run_from is None:
                 self._run_from = stream_seq
+            self.position = max(self.position, stream_seq)
             self._extend(cache, raw, stream_seq)
 
     def _extend(
@@ -155,18 +231,61 @@ class Feed:
             return
         key = (parts[2], parts[4])
         known = cache.get(key)
+        if known is None and parts[5] != "received":
+            return  # a ticket whose history starts before this process took it up
         run_from = self._run_from
         if known is not None and (known.next_seq > stream_seq or known.next_seq < (run_from or 0)):
             return  # known already, or the history ends before this run: something may miss
-        try:
-            event = parse_event(raw.data)
-        except ValueError:
-            return  # the reader logs and skips it
-        if known is None:
-            if isinstance(event, TicketReceived):  # a ticket's first event
-                _remember(cache, key, (event,), stream_seq + 1)
-            return
-        _remember(cache, key, (*known.events, event), stream_seq + 1)
+        # kept as JSON, parsed when a reader asks: many events are never read by this process
+        # (a receipt, by its subject, is its ticket's first event)
+        earlier = known.events if known is not None else ()
+        _remember(cache, key, (*earlier, bytes(raw.data)), stream_seq + 1)
+
+
+def stream_seq(raw: Msg) -> int | None:
+    """The stream sequence of a message a consumer delivered (None: not from JetStream)."""
+    try:
+        return int(raw.metadata.sequence.stream)
+    except NatsError:
+        return None
+
+
+TAP_WAIT_S = 0.05
+"""How long a read that holds an event waits for the tap to pass it, before reading."""
+
+_taps: "weakref.WeakKeyDictionary[Any, Feed]" = weakref.WeakKeyDictionary()
+
+
+async def tap(js: JetStreamContext) -> Subscription:
+    """Feed this connection's remembered histories with every new event (a ``Feed``).
+
+    An ordered push consumer (no acknowledgements, flow controlled, starting at new events)
+    delivers every event to this process; ``ticket_events(..., seen=)`` then reads nothing for a
+    ticket whose events the tap holds. For processes that read the histories of most tickets
+    (routing, the notifier): the tap's deliveries cost them and the server less than the
+    direct gets (one per event, and one more that finds nothing) they replace.
+    """
+    feed = Feed()
+    connection = getattr(js, "_nc", js)
+
+    async def take(raw: Msg) -> None:
+        feed.take(js, [raw])
+
+    subscription = await js.subscribe(
+        f"{subjects.EVENTS_PREFIX}.>",
+        stream=subjects.EVENTS_STREAM,
+        cb=take,
+        ordered_consumer=True,
+        deliver_policy=DeliverPolicy.NEW,
+    )
+    _taps[connection] = feed
+    return subscription
+
+
+async def untap(js: JetStreamContext, subscription: Subscription) -> None:
+    """Stop a ``tap``; reads go to the stream again."""
+    _taps.pop(getattr(js, "_nc", js), None)
+    await subscription.unsubscribe()
 
 
 async def last_event(
