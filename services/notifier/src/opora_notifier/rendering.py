@@ -55,9 +55,11 @@ class WirePolicy(EmailPolicy):
     non-ASCII display name is slow to encode: 1.4 ms for a support address named
     "ООО Ромашка — поддержка", twice per mail (From and Reply-To), so writing a notification
     cost 3 ms, more than rendering and building it. A header that is ASCII and fits on one line
-    folds to itself, so it is written directly; the others (a Cyrillic subject or display name,
-    a long References) take the standard path, remembered for the next mail with the same
-    header (the support address is on every mail). The bytes are the same either way
+    folds to itself, so it is written directly; a subject with other letters is written as
+    UTF-8 encoded words (``_encoded_subject``); the others (a Cyrillic display name, a long
+    References) take the standard path, remembered for the next mail with the same header (the
+    support address is on every mail). The bytes are the standard policy's but for the
+    subject's encoded words, which read back as the same subject
     (``tests/unit/notifier/test_rendering.py`` compares them).
     """
 
