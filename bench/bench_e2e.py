@@ -59,7 +59,7 @@ def backlog(bench: BenchStack) -> int:
 
     The services' history taps (ephemeral ordered consumers) are left out: they keep nothing.
     """
-    url = f"{bench.nats.monitor_url}/jsz?consumers=true"
+    url = f"{bench.nats.monitor_url}/jsz?consumers=true&config=true"
     with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback
         data = json.load(response)
     return sum(
