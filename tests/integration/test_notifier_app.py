@@ -6,6 +6,8 @@ The durable consumers are shared with the session's other tests, so assertions l
 this test's tickets.
 """
 
+import asyncio
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
@@ -81,25 +83,46 @@ def clock():
     return Clock()
 
 
+class MovingClock:
+    """Real time, from a chosen start."""
+
+    def __init__(self, start: datetime):
+        self.start, self.began = start, time.monotonic()
+
+    @property
+    def now(self) -> datetime:
+        return self.start + timedelta(seconds=time.monotonic() - self.began)
+
+    def __call__(self):
+        return self.now
+
+
+def notifier_settings(nats_url, tmp_path, relay, receiver, **overrides) -> NotifierSettings:
+    return NotifierSettings(
+        **{
+            "nats_url": nats_url,
+            "var_dir": tmp_path,
+            "smtp_relay_host": "127.0.0.1",
+            "smtp_relay_port": relay.port,
+            "smtp_relay_security": "none",
+            "smtp_relay_timeout_s": 1.0,
+            "webhook_url": f"{receiver.url}/opora",
+            "webhook_secret": WEBHOOK_SECRET,
+            "signing_key": SIGNING_KEY,
+            "public_url": "https://support.example.com",
+            "notify_attempts": 3,
+            "notify_backoff_s": 0.01,
+            "notify_backoff_max_s": 0.05,
+            "http_timeout_s": 0.5,
+            "hold_scan_s": 0.1,
+            **overrides,
+        }
+    )
+
+
 @pytest.fixture
 async def notifier(nats_url, tmp_path, relay, receiver, clock, js):
-    settings = NotifierSettings(
-        nats_url=nats_url,
-        var_dir=tmp_path,
-        smtp_relay_host="127.0.0.1",
-        smtp_relay_port=relay.port,
-        smtp_relay_security="none",
-        smtp_relay_timeout_s=1.0,
-        webhook_url=f"{receiver.url}/opora",
-        webhook_secret=WEBHOOK_SECRET,
-        signing_key=SIGNING_KEY,
-        public_url="https://support.example.com",
-        notify_attempts=3,
-        notify_backoff_s=0.01,
-        notify_backoff_max_s=0.05,
-        http_timeout_s=0.5,
-        hold_scan_s=0.1,
-    )
+    settings = notifier_settings(nats_url, tmp_path, relay, receiver)
     app = create_app(settings, clock=clock, registry=CollectorRegistry())
     await app.start()
     await idle(js)  # what earlier tests left in the shared consumers is done
@@ -369,6 +392,60 @@ class TestQuietHours:
         )
         assert "Скоро срок" in warning["Subject"]
         assert len(hooks(receiver, ticket_id)) == 1
+
+
+class TestHolds:
+    async def test_a_hold_made_here_is_replayed_when_due_not_at_the_next_scan(
+        self, nats_url, tmp_path, relay, receiver, js
+    ):
+        # Friday 08:59:57 in Moscow: a P3 warning waits three seconds for the shift to start,
+        # and the periodic scan for holds (every 30 s here, as by default) is far off
+        clock = MovingClock(datetime(2026, 11, 27, 5, 59, 57, tzinfo=UTC))
+        settings = notifier_settings(nats_url, tmp_path, relay, receiver, hold_scan_s=30.0)
+        app = create_app(settings, clock=clock, registry=CollectorRegistry())
+        await app.start()
+        try:
+            await idle(js)
+            await asyncio.sleep(0.5)  # the first scan's wait has begun
+            ticket_id, _, _ = await new_ticket(app, clock)
+            await publish_event(
+                app.broker,
+                TicketAssigned(
+                    event_id=uuid.uuid4(),
+                    occurred_at=clock.now,
+                    tenant="romashka",
+                    ticket_id=ticket_id,
+                    assignee="maria",
+                    assignee_email="maria@opora.local",
+                    priority=Priority.P3,
+                    rule="skill_least_load",
+                ),
+            )
+            await publish_event(
+                app.broker,
+                SlaWarning(
+                    event_id=uuid.uuid4(),
+                    occurred_at=clock.now,
+                    tenant="romashka",
+                    ticket_id=ticket_id,
+                    target=SlaTarget.FIRST_RESPONSE,
+                    due_at=clock.now + timedelta(minutes=24),
+                    threshold=0.8,
+                ),
+            )
+            await wait_for(lambda: hooks(receiver, ticket_id), timeout=10, message="the webhook")
+            assert mails(relay, ticket_id, "maria@opora.local") == []  # held for the shift
+            (warning,) = await wait_for(
+                lambda: mails(relay, ticket_id, "maria@opora.local"),
+                timeout=10,
+                interval=0.05,
+                message="the warning once the shift starts",
+            )
+            assert clock.now >= datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
+            assert clock.now < datetime(2026, 11, 27, 6, 0, 5, tzinfo=UTC)  # not 30 s later
+            assert "Скоро срок" in warning["Subject"]
+        finally:
+            await app.stop()
 
 
 class TestFailures:
