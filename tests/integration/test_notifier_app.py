@@ -180,6 +180,37 @@ async def new_ticket(app, clock, **classified):
     return ticket_id, requester, message_id
 
 
+async def p3_warning_to_maria(app, clock) -> str:
+    """A new P3 ticket assigned to maria, and its first-response warning; the ticket id."""
+    ticket_id, _, _ = await new_ticket(app, clock)
+    await publish_event(
+        app.broker,
+        TicketAssigned(
+            event_id=uuid.uuid4(),
+            occurred_at=clock.now,
+            tenant="romashka",
+            ticket_id=ticket_id,
+            assignee="maria",
+            assignee_email="maria@opora.local",
+            priority=Priority.P3,
+            rule="skill_least_load",
+        ),
+    )
+    await publish_event(
+        app.broker,
+        SlaWarning(
+            event_id=uuid.uuid4(),
+            occurred_at=clock.now,
+            tenant="romashka",
+            ticket_id=ticket_id,
+            target=SlaTarget.FIRST_RESPONSE,
+            due_at=clock.now + timedelta(minutes=24),
+            threshold=0.8,
+        ),
+    )
+    return ticket_id
+
+
 def armed(ticket_id, clock, priority, generation=1):
     return SlaArmed(
         event_id=uuid.uuid4(),
@@ -356,32 +387,7 @@ class TestQuietHours:
         self, notifier, relay, receiver, clock, js
     ):
         clock.now = datetime(2026, 11, 26, 23, 0, tzinfo=UTC)  # Friday 02:00 in Moscow
-        ticket_id, _, _ = await new_ticket(notifier, clock)
-        await publish_event(
-            notifier.broker,
-            TicketAssigned(
-                event_id=uuid.uuid4(),
-                occurred_at=clock.now,
-                tenant="romashka",
-                ticket_id=ticket_id,
-                assignee="maria",
-                assignee_email="maria@opora.local",
-                priority=Priority.P3,
-                rule="skill_least_load",
-            ),
-        )
-        await publish_event(
-            notifier.broker,
-            SlaWarning(
-                event_id=uuid.uuid4(),
-                occurred_at=clock.now,
-                tenant="romashka",
-                ticket_id=ticket_id,
-                target=SlaTarget.FIRST_RESPONSE,
-                due_at=clock.now + timedelta(minutes=24),
-                threshold=0.8,
-            ),
-        )
+        ticket_id = await p3_warning_to_maria(notifier, clock)
         await wait_for(lambda: hooks(receiver, ticket_id), timeout=10, message="the webhook")
         await idle(js)  # the trigger is acknowledged: held in KV, not in the consumer
         assert mails(relay, ticket_id, "maria@opora.local") == []
@@ -407,32 +413,7 @@ class TestHolds:
         try:
             await idle(js)
             await asyncio.sleep(0.5)  # the first scan's wait has begun
-            ticket_id, _, _ = await new_ticket(app, clock)
-            await publish_event(
-                app.broker,
-                TicketAssigned(
-                    event_id=uuid.uuid4(),
-                    occurred_at=clock.now,
-                    tenant="romashka",
-                    ticket_id=ticket_id,
-                    assignee="maria",
-                    assignee_email="maria@opora.local",
-                    priority=Priority.P3,
-                    rule="skill_least_load",
-                ),
-            )
-            await publish_event(
-                app.broker,
-                SlaWarning(
-                    event_id=uuid.uuid4(),
-                    occurred_at=clock.now,
-                    tenant="romashka",
-                    ticket_id=ticket_id,
-                    target=SlaTarget.FIRST_RESPONSE,
-                    due_at=clock.now + timedelta(minutes=24),
-                    threshold=0.8,
-                ),
-            )
+            ticket_id = await p3_warning_to_maria(app, clock)
             await wait_for(lambda: hooks(receiver, ticket_id), timeout=10, message="the webhook")
             assert mails(relay, ticket_id, "maria@opora.local") == []  # held for the shift
             (warning,) = await wait_for(
