@@ -14,6 +14,7 @@ from opora_shared.events import (
     TicketClassified,
     TicketReceived,
     TicketUpdated,
+    decode,
     derive_id,
     parse_event,
     register_upcaster,
@@ -112,6 +113,26 @@ class TestWire:
         assert isinstance(event, NotificationSent)
         assert event.recipient == "it-manager@vector-logistics.com"
         assert event.schema_version == 1
+
+    def test_a_live_handler_decodes_an_old_version_through_the_upcaster(self, monkeypatch):
+        monkeypatch.setattr(events_base, "_UPCASTERS", {})
+        current = json.loads(make_ticket_received().model_dump_json())
+        assert decode(TicketReceived, json.dumps(current)).subject == current["subject"]
+        old = {k: v for k, v in current.items() if k != "subject"}
+        old.update(schema_version=0, title=current["subject"])
+        with pytest.raises(ValidationError):  # no upcaster yet: version 0 does not read
+            decode(TicketReceived, json.dumps(old))
+
+        @register_upcaster("ticket.received", 0)
+        def rename(payload):
+            payload["subject"] = payload.pop("title")
+            return payload
+
+        event = decode(TicketReceived, json.dumps(old))
+        assert (event.subject, event.schema_version) == (current["subject"], 1)
+        assert parse_event(json.dumps(old)) == event
+        with pytest.raises(ValueError, match="JSON object"):
+            decode(TicketReceived, "[1]")
 
 
 class TestSubjects:

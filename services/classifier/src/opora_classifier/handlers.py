@@ -13,7 +13,7 @@ from opora_classifier.model import TicketModel
 from opora_classifier.settings import ClassifierSettings
 from opora_shared import subjects
 from opora_shared.contract_store import ContractStore
-from opora_shared.events import TicketClassified, TicketReceived, derive_id
+from opora_shared.events import TicketClassified, TicketReceived, decode, derive_id
 from opora_shared.events.base import Event
 from opora_shared.nats.broker import EVENTS, NatsBatch, durable_consumer
 from opora_shared.nats.stage import EventWriter, prompt, run_stage
@@ -61,7 +61,7 @@ def register(
     writer = EventWriter(broker)
 
     async def verdict(raw: Msg) -> list[TicketClassified]:
-        event = TicketReceived.model_validate_json(raw.data)
+        event = decode(TicketReceived, raw.data)
         contract = contracts.book.get(event.tenant)
         verdict = decide(
             model.get(),

@@ -29,7 +29,7 @@ from opora_classifier.routing import LoadPlan, OpenTicket, TicketFacts
 from opora_classifier.settings import ClassifierSettings
 from opora_shared import subjects
 from opora_shared.contract_store import ContractStore
-from opora_shared.events import TicketAssigned, TicketClassified, TicketUpdated
+from opora_shared.events import TicketAssigned, TicketClassified, TicketUpdated, decode
 from opora_shared.nats.broker import EVENTS, jetstream
 from opora_shared.nats.history import stream_seq, ticket_events
 from opora_shared.nats.publish import Publisher, publish_event
@@ -283,15 +283,15 @@ def register(
 
     async def route(raw: Msg) -> None:
         """Assign a classified ticket: skill, shift, least load; on-duty for P1 and out of hours."""
-        await router.route(TicketClassified.model_validate_json(raw.data), stream_seq(raw))
+        await router.route(decode(TicketClassified, raw.data), stream_seq(raw))
 
     async def track(raw: Msg) -> None:
         """Keep engineers' open-ticket load current: resolved, reopened, priority changed."""
-        await router.track(TicketUpdated.model_validate_json(raw.data))
+        await router.track(decode(TicketUpdated, raw.data))
 
     async def follow(raw: Msg) -> None:
         """Move a ticket assigned by hand between engineers' loads."""
-        await router.follow(TicketAssigned.model_validate_json(raw.data))
+        await router.follow(decode(TicketAssigned, raw.data))
 
     for handle, payload, durable, title in (
         (route, TicketClassified, ROUTER, "ticket.classified:route"),

@@ -1,6 +1,7 @@
 """SLA timer subscribers: ticket events arm and move the clocks; fired timers become events."""
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from opora_shared.events import (
     TicketUpdated,
     derive_id,
 )
+from opora_shared.events.base import has_upcasters, upcast
 from opora_shared.nats.broker import EVENTS, NatsBatch, durable_consumer, jetstream
 from opora_shared.nats.deadletter import settle_failed
 from opora_shared.nats.publish import publish_event
@@ -45,6 +47,15 @@ TicketEvent = Annotated[
     TicketReceived | TicketClassified | TicketUpdated | TicketAssigned, Field(discriminator="type")
 ]
 _TICKET_EVENT: TypeAdapter[TicketEvent] = TypeAdapter(TicketEvent)
+
+
+def _ticket_event(raw: bytes) -> TicketEvent:
+    """One ticket event from its JSON, upcast first when an upcaster is registered."""
+    if not has_upcasters():
+        return _TICKET_EVENT.validate_json(raw)
+    payload = json.loads(raw)
+    return _TICKET_EVENT.validate_python(upcast(payload) if isinstance(payload, dict) else payload)
+
 
 SERVICE = "sla-timer"
 """The service's name: its dead letters go to ``opora.dlq.sla-timer``."""
@@ -120,7 +131,7 @@ def register(
 
     async def plan(raw: Msg) -> Change | None:
         """What one ticket event does to its clocks (nothing written yet), or None: nothing."""
-        event = _TICKET_EVENT.validate_json(raw.data)
+        event = _ticket_event(raw.data)
         if isinstance(event, TicketReceived | TicketAssigned):
             return None
         contract = contracts.book.get(event.tenant)

@@ -16,7 +16,7 @@ from nats.js.api import DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from opora_shared import subjects
-from opora_shared.events import Event, parse_event
+from opora_shared.events import Event, decode, parse_event
 
 log = logging.getLogger(__name__)
 
@@ -299,4 +299,4 @@ async def last_event(
         return None
     if not raw.data:
         return None
-    return event_cls.model_validate_json(raw.data)
+    return decode(event_cls, raw.data)
