@@ -4,20 +4,22 @@ import asyncio
 import uuid
 from types import SimpleNamespace
 
-import pytest
+import nats
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 
 from bench.bench_e2e import backlog
+from opora_shared.testing.plugin import start_nats
 
 
-async def test_a_durable_consumers_unfinished_messages_are_counted(nats_server, js):
-    if nats_server.server is None:
-        pytest.skip("needs the suite's own nats-server (its monitoring port); Docker runs lack it")
-    name = f"OPORA_BACKLOGTEST_{uuid.uuid4().hex[:8]}"
-    subject = f"backlogtest.{name}"
-    await js.add_stream(StreamConfig(name=name, subjects=[f"{subject}.>"]))
+async def test_a_durable_consumers_unfinished_messages_are_counted(tmp_path):
+    server = start_nats(tmp_path / "store")  # its own: the check reads the monitoring port
+    nc = await nats.connect(server.url)
     try:
-        bench = SimpleNamespace(nats=nats_server.server)
+        js = nc.jetstream()
+        name = f"OPORA_BACKLOGTEST_{uuid.uuid4().hex[:8]}"
+        subject = f"backlogtest.{name}"
+        await js.add_stream(StreamConfig(name=name, subjects=[f"{subject}.>"]))
+        bench = SimpleNamespace(nats=server)
         for n in range(5):
             await js.publish(f"{subject}.{n}", b"x")
         # a history tap beside it (an ordered push consumer): ephemeral, left out
@@ -31,10 +33,11 @@ async def test_a_durable_consumers_unfinished_messages_are_counted(nats_server, 
             ),
         )
         found = await asyncio.to_thread(backlog, bench)
-        assert found >= 5  # the durable's five (other tests' consumers may add theirs)
+        assert found >= 5  # the durable's five
         await js.delete_consumer(name, "worker")
         mine = await asyncio.to_thread(backlog, bench)
         assert found - mine >= 5
         await tap.unsubscribe()
     finally:
-        await js.delete_stream(name)
+        await nc.close()
+        server.stop()

@@ -24,13 +24,12 @@ or dead-lettered like any other handler's (``settle_failed``); the rest are ackn
 
 from faststream.nats import NatsBroker
 from nats.aio.msg import Msg
-from nats.errors import Error as NatsError
 
 from opora_shared import subjects
 from opora_shared.errors import PoisonMessageError
 from opora_shared.nats.broker import NatsBatch, durable_consumer, jetstream
 from opora_shared.nats.deadletter import settle_failed
-from opora_shared.nats.history import Feed
+from opora_shared.nats.history import Feed, stream_seq
 from opora_shared.settings import OporaSettings
 from opora_shared.ticket_index import TicketIndex
 
@@ -52,10 +51,9 @@ def by_ticket(messages: list[Msg]) -> tuple[dict[tuple[str, str], list[Msg]], li
 
 def newest(events: list[Msg]) -> int | None:
     """The highest stream sequence among a ticket's events in hand (None: not known)."""
-    try:
-        return max(raw.metadata.sequence.stream for raw in events)
-    except (ValueError, NatsError):  # no events, or not delivered by JetStream
-        return None
+    seqs = [stream_seq(raw) for raw in events]
+    known = [seq for seq in seqs if seq is not None]
+    return max(known) if known and len(known) == len(seqs) else None
 
 
 def register(broker: NatsBroker, settings: OporaSettings) -> None:

@@ -13,6 +13,7 @@ go once per (tenant, person, day) across scans and replicas.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -111,11 +112,11 @@ class Notifier:
         self._dispatcher: Dispatcher | None = None
         self._holds: KvHolds | None = None
         self._digested: set[tuple[str, date]] = set()
+        """(tenant, day) whose digests this replica has settled: not planned again today."""
         self._soonest: datetime | None = None
         """When the soonest hold this replica made falls due (None: none waiting)."""
         self._sooner = asyncio.Event()
         """Set when this replica makes a hold that falls due before the next scan."""
-        """(tenant, day) whose digests this replica has settled: not planned again today."""
         self.process: dict[str, Callable[[Event, TriggerRef], Awaitable[Report | None]]] = {
             ACK: self._armed,
             UNKNOWN: self._unknown,
@@ -365,22 +366,18 @@ class Notifier:
             if self._soonest is not None:
                 due = (self._soonest - self.clock()).total_seconds()
                 if due <= 0:
+                    self._soonest = None  # due now: the scan replays it (or holds it again)
                     return
                 left = min(left, max(due, HOLD_SCAN_MIN_S))
             self._sooner.clear()
-            try:
+            with contextlib.suppress(TimeoutError):  # woken sooner, or the wait ran out
                 await asyncio.wait_for(self._sooner.wait(), left)
-            except TimeoutError:
-                if self._soonest is not None and self._soonest <= self.clock():
-                    return
 
     async def run_holds(self) -> None:
         """Background task: replay due holds every ``hold_scan_s``, and when one this replica
         made falls due sooner."""
         while True:
             await self._wait_for_scan()
-            if self._soonest is not None and self._soonest <= self.clock():
-                self._soonest = None  # due now: the scan replays it (or holds it again)
             try:
                 await self.replay_due()
             except (NatsError, TimeoutError, OSError) as exc:

@@ -49,10 +49,14 @@ cost as many direct gets as the ticket had events, plus one.
 """
 
 
+def _connection(js: JetStreamContext) -> Any:
+    """The connection behind a JetStream context: what remembered histories and taps are per."""
+    return getattr(js, "_nc", js)
+
+
 def _cache(js: JetStreamContext) -> "OrderedDict[tuple[str, str], _Known]":
-    connection = getattr(js, "_nc", js)
     try:
-        return _known.setdefault(connection, OrderedDict())
+        return _known.setdefault(_connection(js), OrderedDict())
     except TypeError:  # not weak-referenceable: no cache
         return OrderedDict()
 
@@ -80,7 +84,7 @@ async def ticket_events(
     cache, key = _cache(js), (tenant, ticket_id)
     known = cache.get(key)
     if seen is not None and (known is None or known.next_seq <= seen):
-        feed = _taps.get(getattr(js, "_nc", js))
+        feed = _taps.get(_connection(js))
         if feed is not None and await feed.reached(seen, TAP_WAIT_S):
             known = cache.get(key)
     bound = until if until is not None else seen
@@ -266,7 +270,6 @@ async def tap(js: JetStreamContext) -> Subscription:
     direct gets (one per event, and one more that finds nothing) they replace.
     """
     feed = Feed()
-    connection = getattr(js, "_nc", js)
 
     async def take(raw: Msg) -> None:
         feed.take(js, [raw])
@@ -278,13 +281,13 @@ async def tap(js: JetStreamContext) -> Subscription:
         ordered_consumer=True,
         deliver_policy=DeliverPolicy.NEW,
     )
-    _taps[connection] = feed
+    _taps[_connection(js)] = feed
     return subscription
 
 
 async def untap(js: JetStreamContext, subscription: Subscription) -> None:
     """Stop a ``tap``; reads go to the stream again."""
-    _taps.pop(getattr(js, "_nc", js), None)
+    _taps.pop(_connection(js), None)
     await subscription.unsubscribe()
 
 
