@@ -25,6 +25,7 @@ from opora_shared import subjects
 from opora_shared.errors import TicketNotFoundError
 from opora_shared.events import Event, TicketAssigned
 from opora_shared.nats.history import ticket_events
+from opora_shared.nats.kv import kv_snapshot
 from opora_shared.nats.stage import Writer, kv_record
 from opora_shared.tickets import TicketView, fold
 from opora_shared.vocabulary import (
@@ -258,26 +259,15 @@ class TicketIndex:
         return TicketSummary.model_validate_json(entry.value) if entry.value else None
 
     async def summaries(self, tenants: Iterable[str] | None) -> list[TicketSummary]:
-        """Every summary of these tenants (None: all tenants), read with one watch each."""
-        kv = await self.kv()
+        """Every summary of these tenants (None: all tenants), one snapshot each."""
         filters = [f"{t}.*" for t in tenants] if tenants is not None else [">"]
         found: list[TicketSummary] = []
         for pattern in filters:
-            watcher = await kv.watch(pattern, ignore_deletes=True)
-            try:
-                while True:
-                    entry = await watcher.updates(timeout=5.0)  # type: ignore[no-untyped-call]
-                    if entry is None:
-                        break
-                    if entry.value:
-                        try:
-                            found.append(TicketSummary.model_validate_json(entry.value))
-                        except ValueError:
-                            log.warning("unreadable summary %s skipped", entry.key)
-                    if entry.delta == 0:
-                        break
-            finally:
-                await watcher.stop()  # type: ignore[no-untyped-call]
+            for entry in await kv_snapshot(self.js, subjects.TICKETS_BUCKET, pattern):
+                try:
+                    found.append(TicketSummary.model_validate_json(entry.value or b""))
+                except ValueError:
+                    log.warning("unreadable summary %s skipped", entry.key)
         return found
 
 

@@ -26,6 +26,7 @@ from nats.js.kv import KeyValue
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from opora_shared import subjects
+from opora_shared.nats.kv import kv_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -174,27 +175,15 @@ async def create_token(
     return token, record.model_copy(update={"id": token_id(key)})
 
 
-async def _entries(kv: KeyValue) -> list[tuple[str, bytes | None, int]]:
-    """Every live key of the bucket with its value and revision (one watch)."""
-    found: list[tuple[str, bytes | None, int]] = []
-    watcher = await kv.watchall(ignore_deletes=True)
-    try:
-        while True:
-            entry = await watcher.updates(timeout=5.0)  # type: ignore[no-untyped-call]
-            if entry is None:
-                break
-            found.append((entry.key, entry.value, entry.revision or 0))
-            if entry.delta == 0:
-                break
-    finally:
-        await watcher.stop()  # type: ignore[no-untyped-call]
-    return found
+async def _entries(js: JetStreamContext) -> list[tuple[str, bytes | None, int]]:
+    """Every live key of the bucket with its value and revision."""
+    entries = await kv_snapshot(js, subjects.TOKENS_BUCKET)
+    return [(e.key, e.value, e.revision or 0) for e in entries]
 
 
 async def list_tokens(js: JetStreamContext) -> list[TokenRecord]:
     """Every token's record (never the token), oldest first."""
-    kv = await _bucket(js)
-    records = [r for key, value, _ in await _entries(kv) if (r := _read(key, value)) is not None]
+    records = [r for key, value, _ in await _entries(js) if (r := _read(key, value)) is not None]
     return sorted(records, key=lambda r: (r.created_at is not None, r.created_at, r.id))
 
 
@@ -206,7 +195,7 @@ async def revoke_token(
         return None
     kv = await _bucket(js)
     prefix = wanted_id.removeprefix(TOKEN_ID_PREFIX)
-    keys = [key for key, _, _ in await _entries(kv) if key.startswith(prefix)]
+    keys = [key for key, _, _ in await _entries(js) if key.startswith(prefix)]
     if not keys:
         return None
     key = keys[0]

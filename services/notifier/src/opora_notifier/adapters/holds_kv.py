@@ -16,9 +16,10 @@ from datetime import datetime
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
-from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
+from nats.js.kv import KeyValue
 
 from opora_shared import subjects
+from opora_shared.nats.kv import kv_snapshot
 
 _CAS_ATTEMPTS = 10
 
@@ -78,25 +79,18 @@ class KvHolds:
 
     async def due(self, now: datetime, *, limit: int = 500) -> list[Held]:
         """Held triggers due by ``now`` (at most ``limit``), earliest first."""
-        kv = await self._bucket()
-        watcher = await kv.watch("hold.>", ignore_deletes=True)
-        found: list[Held] = []
         try:
-            while True:
-                try:
-                    entry = await watcher.updates(timeout=5.0)  # type: ignore[no-untyped-call]
-                except NatsTimeoutError:
-                    break
-                if entry is None:  # the end of the current values
-                    break
-                if entry.operation in (KV_DEL, KV_PURGE) or not entry.value:
-                    continue
-                _, consumer, seq = entry.key.split(".", 2)
-                due = _decode(entry.value)
-                if due <= now:
-                    found.append(Held(consumer, int(seq), due, entry.revision))
-        finally:
-            await watcher.stop()  # type: ignore[no-untyped-call]
+            entries = await kv_snapshot(self._js, subjects.NOTIFY_BUCKET, "hold.>")
+        except NatsTimeoutError:  # the next scan looks again
+            return []
+        found: list[Held] = []
+        for entry in entries:
+            if not entry.value:
+                continue
+            _, consumer, seq = entry.key.split(".", 2)
+            due = _decode(entry.value)
+            if due <= now:
+                found.append(Held(consumer, int(seq), due, entry.revision or 0))
         return sorted(found, key=lambda h: h.due)[:limit]
 
     async def claim(self, held: Held, until: datetime) -> Held | None:

@@ -1,0 +1,44 @@
+"""Reading every current value of a KV bucket (or of the keys under a pattern) at once.
+
+nats-py's watch marks "no more current values" with a None that it derives from the consumer's
+pending count when the watch starts; when the server has already pushed every value but none
+has reached the watch's callback yet, that count is 0 and the None comes first, so a reader
+that stops at it sees nothing (an API token missing from ``GET /v1/tokens`` now and then). A
+snapshot here knows where to stop instead: the stream's newest message under the pattern,
+read first by a direct get, is the last value the watch must deliver (it delivers the newest
+message of each key in stream order).
+"""
+
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
+from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
+
+__all__ = ["kv_snapshot"]
+
+
+async def kv_snapshot(
+    js: JetStreamContext, bucket: str, pattern: str = ">", *, timeout: float = 5.0
+) -> list[KeyValue.Entry]:
+    """The live entries (not deleted or purged) of the keys matching ``pattern``, oldest first.
+
+    Everything written before the call is included; a write made meanwhile may be. Raises
+    nats' ``TimeoutError`` when a value takes longer than ``timeout`` to arrive.
+    """
+    try:
+        newest = await js.get_last_msg(f"KV_{bucket}", f"$KV.{bucket}.{pattern}", direct=True)
+    except NotFoundError:
+        return []
+    kv = await js.key_value(bucket)
+    watcher = await kv.watch(pattern)
+    found: list[KeyValue.Entry] = []
+    try:
+        while True:
+            entry = await watcher.updates(timeout=timeout)  # type: ignore[no-untyped-call]
+            if entry is None:  # nats-py's end marker, not to be trusted (see above)
+                continue
+            if entry.operation not in (KV_DEL, KV_PURGE):
+                found.append(entry)
+            if (entry.revision or 0) >= (newest.seq or 0):
+                return found
+    finally:
+        await watcher.stop()  # type: ignore[no-untyped-call]
