@@ -1,6 +1,7 @@
 """What the three FastStream services share: the app around a broker, and running it."""
 
 import asyncio
+import gc
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -45,6 +46,21 @@ def run_loop(main: Coroutine[Any, Any, T]) -> T:
     except ImportError:
         return asyncio.run(main)
     return uvloop.run(main)
+
+
+def freeze_heap() -> None:
+    """Put everything a started service holds out of the cyclic garbage collector's sight.
+
+    A service's heap after start-up (FastStream, pydantic, the classifier's model, the
+    contracts: about 140,000 tracked objects) lives as long as the process; every full
+    collection walked all of it again, a 30-160 ms pause of the event loop that held every
+    message in flight (measured with ``gc.callbacks`` at 100 tickets/s: a pause of that size
+    in some service every few seconds). Frozen objects are still freed when their last
+    reference goes; only cycles among them are left alone.
+    """
+    gc.collect()
+    gc.freeze()
+    log.info("start-up heap frozen (%d objects)", gc.get_freeze_count())
 
 
 def utc_now() -> datetime:
@@ -137,5 +153,6 @@ def main(
     setup_logging(settings.log_level, service=service)
     registry = CollectorRegistry()
     app = create_app(settings, registry=registry)
+    app.after_startup(freeze_heap)
     serve_metrics(registry, settings.metrics_host, settings.metrics_port)
     run_loop(app.run())

@@ -7,6 +7,7 @@ from email.utils import format_datetime
 
 import pytest
 
+from opora_notifier import rendering
 from opora_notifier.rendering import BUILD, WIRE, format_due, format_duration, one_line
 from opora_shared.vocabulary import Language
 
@@ -94,6 +95,15 @@ class TestWirePolicy:
         head = written.split(b"\r\n\r\n", 1)[0]
         assert all(len(line) <= 78 for line in head.split(b"\r\n"))
         assert message_from_bytes(written, policy=default)["Subject"] == subject
+
+    def test_only_headers_that_repeat_are_remembered(self):
+        """A subject is new on every mail: remembering its parse tree only fed the garbage
+        collector's full collections."""
+        _mail([("From", SUPPORT)], "x\n", policy=BUILD)
+        before = len(rendering._STORED)
+        for n in range(50):
+            _mail([("Subject", f"[#{n}] Заявка принята"), ("From", SUPPORT)], "x\n", policy=BUILD)
+        assert len(rendering._STORED) == before
 
 
 def _assert_same_mail(written: bytes, expected: bytes) -> None:

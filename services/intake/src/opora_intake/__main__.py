@@ -14,7 +14,7 @@ def main() -> None:
     settings = IntakeSettings()
     setup_logging(settings.log_level, service="intake")
     registry = CollectorRegistry()
-    app = create_app(settings, registry=registry)
+    app = create_app(settings, registry=registry, freeze_when_ready=True)
     serve_metrics(registry, settings.metrics_host, settings.metrics_port)
     uvicorn.run(
         app,

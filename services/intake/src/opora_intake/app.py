@@ -38,7 +38,7 @@ from opora_shared.chat_buttons import ButtonSigner
 from opora_shared.contract_store import ContractStore
 from opora_shared.events import TicketReceived
 from opora_shared.nats.broker import EVENTS, jetstream, make_broker, reconnect_forever
-from opora_shared.service import Clock, utc_now
+from opora_shared.service import Clock, freeze_heap, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +50,13 @@ def create_app(
     *,
     clock: Clock = utc_now,
     registry: CollectorRegistry | None = None,
+    freeze_when_ready: bool = False,
 ) -> FastAPI:
-    """Wire the intake: broker, contracts, ticket numbers, metrics and routes."""
+    """Wire the intake: broker, contracts, ticket numbers, metrics and routes.
+
+    ``freeze_when_ready`` (the service's ``__main__``) takes the started heap out of the
+    garbage collector's full collections (``opora_shared.service.freeze_heap``).
+    """
     registry = registry if registry is not None else CollectorRegistry()
     broker = make_broker(settings, service="intake", registry=registry)
     # httpx logs every request URL at INFO; Telegram's holds the bot token
@@ -110,6 +115,8 @@ def create_app(
         if settings.imap_mailboxes_file is not None:
             imap = ImapChannel(load_mailboxes(settings.imap_mailboxes_file), runtime.mail)
             imap.start()
+        if freeze_when_ready:
+            freeze_heap()
         try:
             yield
         finally:

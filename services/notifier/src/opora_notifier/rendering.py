@@ -105,14 +105,20 @@ class WirePolicy(EmailPolicy):
         Header objects are immutable strings with their parse tree, so one can serve many mails.
         The identifiers that differ on every mail (``_OPAQUE``: Message-ID, the references,
         Date, the ticket) are kept as the strings they are when they are ASCII on one line:
-        nothing reads them back, and a read would parse them then (``header_fetch_parse``).
+        nothing reads them back, and a read would parse them then (``header_fetch_parse``). The
+        subject, new on every mail too, is parsed and not remembered: a remembered subject kept
+        its parse tree (about 60 objects) for thousands of mails, and the garbage collector's
+        full collections walked them all again and again.
         """
         key: tuple[str, ...]
         if isinstance(value, Address):
             key = (name, "\0address", value.display_name, value.addr_spec)
         elif type(value) is str:
-            if name.lower() in _OPAQUE and value.isascii() and _one_line(value):
+            lower = name.lower()
+            if lower in _OPAQUE and value.isascii() and _one_line(value):
                 return (name, value)
+            if lower == "subject":  # new on every mail: parsed, not remembered
+                return super().header_store_parse(name, value)
             key = (name, value)
         else:
             return super().header_store_parse(name, value)
