@@ -35,7 +35,9 @@ async def test_a_fixed_rate_reports_cost_per_process_and_stage_latencies(bench):
         "nats-server",
         "load generator",
     }
-    assert all(ms > 0 for ms in cpu.values()), cpu
+    # /proc counts CPU in 10 ms ticks: a small run may show one process at 0
+    assert sum(cpu.values()) > 0, cpu
+    assert all(ms >= 0 for ms in cpu.values()), cpu
     # every ticket stores at least its receipt, verdict, assignment and armed clocks
     assert result["stored_per_ticket"]["OPORA_EVENTS"] >= 4
     assert result["stored_per_ticket"]["OPORA_SLA"] == 4
