@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from nats.js.kv import KeyValue
 from prometheus_client import CollectorRegistry
 
 from opora_classifier.app import create_app as classifier_app
@@ -89,6 +90,31 @@ class TestContractStore:
 
             await kv.delete(marker)
             await wait_for(lambda: store.book.get(marker) is None, timeout=5, message="removal")
+        finally:
+            await store.close()
+
+    async def test_starts_with_every_value_of_the_bucket_even_if_the_end_marker_comes_first(
+        self, js, kv, tenant, tmp_path, monkeypatch
+    ):
+        """nats-py's watch can put its end-of-values marker before the values (see
+        opora_shared.nats.kv); the store then started from the files alone."""
+        directory = tmp_path / "c"
+        write_tenant(directory, tenant)  # the file: 1C included
+        newer = write_tenant(tmp_path / "bucket", tenant, billable_1c=True).read_bytes()
+        await kv.put(tenant, newer)  # the bucket: a later edit, 1C billable
+        watchall = KeyValue.watchall
+
+        async def end_marker_first(self, *args, **kwargs):
+            watcher = await watchall(self, *args, **kwargs)
+            await watcher._updates.put(None)  # what nats-py does in the race
+            return watcher
+
+        monkeypatch.setattr(KeyValue, "watchall", end_marker_first)
+        store = ContractStore(directory, DEPLOY / "team.yml")
+        await store.watch(js)
+        try:
+            assert store.book.get(tenant).revision == contract_revision(newer)
+            assert store.book.get(tenant).services.scope_of("accounting_software") == "billable"
         finally:
             await store.close()
 

@@ -32,6 +32,7 @@ from opora_shared.contracts import (
     parse_contract,
 )
 from opora_shared.errors import ContractError
+from opora_shared.nats.kv import kv_newest
 from opora_shared.tasks import stop_task
 from opora_shared.team import Team, load_team, parse_team
 
@@ -109,14 +110,15 @@ class ContractStore:
             return
         if self.seed:
             await seed(kv, self.directory, self.team_file)
+        newest = await kv_newest(js, subjects.CONTRACTS_BUCKET)
         self._watcher = await kv.watchall()
-        initial = True
-        while initial:
+        while newest:  # the bucket's current values, up to its newest message
             entry = await self._watcher.updates(timeout=10.0)  # type: ignore[no-untyped-call]
-            if entry is None:
-                initial = False
-            else:
-                self._apply(entry)
+            if entry is None:  # nats-py's end marker can come first (opora_shared.nats.kv)
+                continue
+            self._apply(entry)
+            if (entry.revision or 0) >= newest:
+                break
         self._rebuild()
         self._task = asyncio.create_task(self._follow(), name="contracts-watch")
 

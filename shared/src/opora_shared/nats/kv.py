@@ -6,14 +6,28 @@ has reached the watch's callback yet, that count is 0 and the None comes first, 
 that stops at it sees nothing (an API token missing from ``GET /v1/tokens`` now and then). A
 snapshot here knows where to stop instead: the stream's newest message under the pattern,
 read first by a direct get, is the last value the watch must deliver (it delivers the newest
-message of each key in stream order).
+message of each key in stream order). The contracts store reads its bucket's current values
+the same way before it follows the changes (``kv_newest``).
 """
 
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
-__all__ = ["kv_snapshot"]
+__all__ = ["kv_newest", "kv_snapshot"]
+
+
+async def kv_newest(js: JetStreamContext, bucket: str, pattern: str = ">") -> int:
+    """The stream sequence of the bucket's newest message under ``pattern`` (0: none).
+
+    A watch started after this has delivered every value written before it once it has
+    delivered an entry of this revision or a later one.
+    """
+    try:
+        newest = await js.get_last_msg(f"KV_{bucket}", f"$KV.{bucket}.{pattern}", direct=True)
+    except NotFoundError:
+        return 0
+    return newest.seq or 0
 
 
 async def kv_snapshot(
@@ -24,9 +38,8 @@ async def kv_snapshot(
     Everything written before the call is included; a write made meanwhile may be. Raises
     nats' ``TimeoutError`` when a value takes longer than ``timeout`` to arrive.
     """
-    try:
-        newest = await js.get_last_msg(f"KV_{bucket}", f"$KV.{bucket}.{pattern}", direct=True)
-    except NotFoundError:
+    newest = await kv_newest(js, bucket, pattern)
+    if not newest:
         return []
     kv = await js.key_value(bucket)
     watcher = await kv.watch(pattern)
@@ -38,7 +51,7 @@ async def kv_snapshot(
                 continue
             if entry.operation not in (KV_DEL, KV_PURGE):
                 found.append(entry)
-            if (entry.revision or 0) >= (newest.seq or 0):
+            if (entry.revision or 0) >= newest:
                 return found
     finally:
         await watcher.stop()  # type: ignore[no-untyped-call]
