@@ -32,7 +32,7 @@ from opora_shared.contracts import (
     parse_contract,
 )
 from opora_shared.errors import ContractError
-from opora_shared.nats.kv import kv_newest
+from opora_shared.nats.kv import current_values, kv_newest
 from opora_shared.tasks import stop_task
 from opora_shared.team import Team, load_team, parse_team
 
@@ -112,13 +112,8 @@ class ContractStore:
             await seed(kv, self.directory, self.team_file)
         newest = await kv_newest(js, subjects.CONTRACTS_BUCKET)
         self._watcher = await kv.watchall()
-        while newest:  # the bucket's current values, up to its newest message
-            entry = await self._watcher.updates(timeout=10.0)  # type: ignore[no-untyped-call]
-            if entry is None:  # nats-py's end marker can come first (opora_shared.nats.kv)
-                continue
+        for entry in await current_values(self._watcher, newest, timeout=10.0):
             self._apply(entry)
-            if (entry.revision or 0) >= newest:
-                break
         self._rebuild()
         self._task = asyncio.create_task(self._follow(), name="contracts-watch")
 

@@ -175,15 +175,10 @@ async def create_token(
     return token, record.model_copy(update={"id": token_id(key)})
 
 
-async def _entries(js: JetStreamContext) -> list[tuple[str, bytes | None, int]]:
-    """Every live key of the bucket with its value and revision."""
-    entries = await kv_snapshot(js, subjects.TOKENS_BUCKET)
-    return [(e.key, e.value, e.revision or 0) for e in entries]
-
-
 async def list_tokens(js: JetStreamContext) -> list[TokenRecord]:
     """Every token's record (never the token), oldest first."""
-    records = [r for key, value, _ in await _entries(js) if (r := _read(key, value)) is not None]
+    entries = await kv_snapshot(js, subjects.TOKENS_BUCKET)
+    records = [r for e in entries if (r := _read(e.key, e.value)) is not None]
     return sorted(records, key=lambda r: (r.created_at is not None, r.created_at, r.id))
 
 
@@ -195,7 +190,8 @@ async def revoke_token(
         return None
     kv = await _bucket(js)
     prefix = wanted_id.removeprefix(TOKEN_ID_PREFIX)
-    keys = [key for key, _, _ in await _entries(js) if key.startswith(prefix)]
+    entries = await kv_snapshot(js, subjects.TOKENS_BUCKET)
+    keys = [e.key for e in entries if e.key.startswith(prefix)]
     if not keys:
         return None
     key = keys[0]

@@ -7,14 +7,14 @@ that stops at it sees nothing (an API token missing from ``GET /v1/tokens`` now 
 snapshot here knows where to stop instead: the stream's newest message under the pattern,
 read first by a direct get, is the last value the watch must deliver (it delivers the newest
 message of each key in stream order). The contracts store reads its bucket's current values
-the same way before it follows the changes (``kv_newest``).
+the same way before it follows the changes (``current_values``).
 """
 
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
-__all__ = ["kv_newest", "kv_snapshot"]
+__all__ = ["current_values", "kv_newest", "kv_snapshot"]
 
 
 async def kv_newest(js: JetStreamContext, bucket: str, pattern: str = ">") -> int:
@@ -30,6 +30,25 @@ async def kv_newest(js: JetStreamContext, bucket: str, pattern: str = ">") -> in
     return newest.seq or 0
 
 
+async def current_values(
+    watcher: KeyValue.KeyWatcher, newest: int, *, timeout: float
+) -> list[KeyValue.Entry]:
+    """A new watch's entries (deletes and purges too) up to revision ``newest`` (``kv_newest``).
+
+    The watcher stays open for the caller to follow later changes, or to stop. Raises nats'
+    ``TimeoutError`` when a value takes longer than ``timeout`` to arrive.
+    """
+    found: list[KeyValue.Entry] = []
+    while newest:
+        entry = await watcher.updates(timeout=timeout)  # type: ignore[no-untyped-call]
+        if entry is None:  # nats-py's end marker, not to be trusted (see above)
+            continue
+        found.append(entry)
+        if (entry.revision or 0) >= newest:
+            break
+    return found
+
+
 async def kv_snapshot(
     js: JetStreamContext, bucket: str, pattern: str = ">", *, timeout: float = 5.0
 ) -> list[KeyValue.Entry]:
@@ -41,17 +60,9 @@ async def kv_snapshot(
     newest = await kv_newest(js, bucket, pattern)
     if not newest:
         return []
-    kv = await js.key_value(bucket)
-    watcher = await kv.watch(pattern)
-    found: list[KeyValue.Entry] = []
+    watcher = await (await js.key_value(bucket)).watch(pattern)
     try:
-        while True:
-            entry = await watcher.updates(timeout=timeout)  # type: ignore[no-untyped-call]
-            if entry is None:  # nats-py's end marker, not to be trusted (see above)
-                continue
-            if entry.operation not in (KV_DEL, KV_PURGE):
-                found.append(entry)
-            if (entry.revision or 0) >= newest:
-                return found
+        entries = await current_values(watcher, newest, timeout=timeout)
     finally:
         await watcher.stop()  # type: ignore[no-untyped-call]
+    return [e for e in entries if e.operation not in (KV_DEL, KV_PURGE)]
